@@ -1,0 +1,10 @@
+import ArgumentParser
+import RoutingService
+
+@main
+struct EdgeRouter: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "edge-router",
+        abstract: "HTTPS edge routing gateway."
+    )
+}
