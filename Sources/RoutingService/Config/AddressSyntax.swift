@@ -109,7 +109,8 @@ enum AddressSyntax {
                 return "\"\(name)\" contains \"\(bad)\"; only letters, digits and \"-\" are allowed in a name"
             }
             if label.hasPrefix("-") || label.hasSuffix("-") {
-                return "the label \"\(label)\" of \"\(name)\" starts or ends with \"-\""
+                let place = label == name ? "" : " of \"\(name)\""
+                return "the label \"\(label)\"\(place) starts or ends with \"-\""
             }
         }
         return nil

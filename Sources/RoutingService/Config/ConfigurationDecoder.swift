@@ -209,9 +209,15 @@ struct ConfigurationDecoder {
         let ssl = fields["ssl"].map { oneOf(SSLMode.self, $0, at: path.appending("ssl")) }
         let redirect = fields["redirectHTTP"].map { bool($0, at: path.appending("redirectHTTP")) }
 
-        guard let name, let service, let port, ssl != .some(nil), redirect != .some(nil) else {
+        guard let name, let service, let port else {
             if let name { gaps.domainNames.insert(DomainName(name)) }
             return nil
+        }
+        // An unreadable `ssl` or `redirectHTTP` keeps the entry (its name, service and port are still checked)
+        // but leaves its SSL settings unchecked.
+        if ssl == .some(nil) || redirect == .some(nil) {
+            gaps.partialEntries.insert(path)
+            return DomainConfiguration(name: DomainName(name), service: service, port: port, ssl: nil, redirectHTTP: false)
         }
         // SPEC §6: `ssl` defaults to auto on an HTTP port; a non-HTTP port is passed through and takes none.
         let isHTTP = services.first { $0.name == service }?.port(port, transport: .tcp)?.http ?? false
@@ -392,8 +398,10 @@ struct ConfigurationDecoder {
 struct DecodingGaps: Sendable, Equatable {
     /// Services kept with a port, instance or health check missing.
     var services: Set<String> = []
-    /// Domains dropped because a field could not be read.
+    /// Domains dropped because a required field could not be read.
     var domainNames: Set<DomainName> = []
+    /// Entries kept with a setting they could not read (file paths such as `domains[3]`).
+    var partialEntries: Set<ConfigurationKeyPath> = []
 }
 
 /// The keys each level of the file accepts (SPEC §6 plus the optional `timeouts`).

@@ -62,12 +62,14 @@ extension ValidationRun {
         let redirectPath = path.appending("redirectHTTP")
         let sslWritten = sourceMap.contains(sslPath)
 
+        guard !gaps.partialEntries.contains(path) else { return }
         if case .found(let port) = target {
             if !port.http {
                 if domain.ssl != nil {
                     report(sslPath, "ssl applies only to domains on HTTP ports; port \(port.port) of service \"\(domain.service)\" is not http")
                 }
-                if domain.redirectHTTP {
+                // Written, or set in code: a default that only followed an already reported `ssl` is not news.
+                if domain.redirectHTTP, domain.ssl == nil || sourceMap.contains(redirectPath) {
                     report(redirectPath, "redirectHTTP applies only to domains on HTTP ports; port \(port.port) of service \"\(domain.service)\" is not http")
                 }
                 return

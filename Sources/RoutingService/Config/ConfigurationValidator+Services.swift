@@ -55,7 +55,7 @@ extension ValidationRun {
             let identity = instance.description.lowercased()
             if let first = seen[identity] {
                 let firstPath = instancePath(service: serviceIndex, instance: first)
-                report(path, "instance \(instance) is listed twice in service \"\(service.name)\"\(lineNote(firstPath))")
+                report(path, "instance \(instance) is listed twice in service \"\(service.name)\" (first as \(reference(firstPath)))")
             } else {
                 seen[identity] = index
             }

@@ -56,6 +56,12 @@ struct ValidationRun {
         return line > 0 ? " (line \(line))" : ""
     }
 
+    /// `services[0].instances[1] at line 14`, naming another entry in a message.
+    func reference(_ path: ConfigurationKeyPath) -> String {
+        let line = sourceMap.line(of: path)
+        return line > 0 ? "\(path) at line \(line)" : path.description
+    }
+
     // MARK: - Paths of decoded entries in the file
 
     func servicePath(_ index: Int) -> ConfigurationKeyPath { sourceMap.path(ofEntry: index, in: "services") }
@@ -119,7 +125,8 @@ struct ValidationRun {
             report("certificates.default", problem)
             return
         }
-        guard !gaps.domainNames.contains(name) else { return }
+        let partiallyRead = configuration.domains.indices.contains { gaps.partialEntries.contains(domainPath($0)) }
+        guard !gaps.domainNames.contains(name), !partiallyRead else { return }
         var table = HostTable<DomainConfiguration>()
         for domain in configuration.domains { table.insert(domain, for: domain.name) }
         let match = configuration.domains.first { $0.name == name } ?? (name.isWildcard ? nil : table.lookup(name.value))

@@ -21,10 +21,25 @@ enum YAMLSyntaxProblem {
             return (line, "cannot read the file as text: \(problem)")
         case .duplicatedKeysInMapping(let duplicates, let context):
             let keys = duplicates.map { "\"\($0)\"" }.joined(separator: ", ")
-            return (context.mark.line, "the key \(keys) is written twice in the same map")
+            let first = context.mark
+            let line = duplicates.first.map { secondOccurrence(of: $0, after: first, in: yaml) } ?? first.line
+            return (line, "the key \(keys) is written twice in the same map (first at line \(first.line))")
         default:
             return (0, "invalid YAML: \(error)")
         }
+    }
+
+    /// Yams points at the first of two equal keys; the second is the one to remove. In block style it is the
+    /// next line with the same key at the same column (the map ends before any sibling map begins).
+    private static func secondOccurrence(of key: String, after mark: Mark, in yaml: String) -> Int {
+        let lines = yaml.split(separator: "\n", omittingEmptySubsequences: false)
+        let column = mark.column - 1
+        for index in mark.line..<lines.count {
+            let rest = lines[index].dropFirst(column)
+            guard lines[index].count > column, rest.hasPrefix(key) else { continue }
+            if rest.dropFirst(key.count).trimmingWhitespace().hasPrefix(":") { return index + 1 }
+        }
+        return mark.line
     }
 
     /// `*` starts a YAML alias, so an unquoted wildcard domain is the most likely cause of a scan error.
