@@ -115,12 +115,12 @@ extension ValidationRun {
             )
             if publicPort.transport == .tcp {
                 for listener in listeners where publicPort.listen.overlaps(listener.address) {
-                    report(listenPath, "\(publicPort.listen)/tcp collides with \(listener.key) \(listener.address)\(lineNote(listener.key))")
+                    report(listenPath, "\(publicPort.listen)/tcp collides with \(listener.key) \(listener.address)\(lineNote(listener.key))\(publicPort.listen.wildcardNote(listener.address))")
                 }
             }
             if let clash = earlier.first(where: { $0.port.transport == publicPort.transport && $0.port.listen.overlaps(publicPort.listen) }) {
                 let clashPath = publicPortPath(clash.index)
-                report(listenPath, "\(publicPort.listen)/\(publicPort.transport.rawValue) collides with \(clashPath) \(clash.port.listen)\(lineNote(clashPath))")
+                report(listenPath, "\(publicPort.listen)/\(publicPort.transport.rawValue) collides with \(clashPath) \(clash.port.listen)\(lineNote(clashPath))\(publicPort.listen.wildcardNote(clash.port.listen))")
             }
             earlier.append((index, publicPort))
         }

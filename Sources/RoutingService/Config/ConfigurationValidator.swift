@@ -50,10 +50,12 @@ struct ValidationRun {
         problems.append(ConfigurationProblem(file: validator.file, line: sourceMap.line(of: path), key: path.description, reason: reason))
     }
 
-    /// ` (line N)` when the file says where `path` is; for pointing at the first of two clashing entries.
+    /// ` (line N)` when the file says where `path` is, for pointing at the first of two clashing entries;
+    /// ` (the default)` for a key the file leaves out.
     func lineNote(_ path: ConfigurationKeyPath) -> String {
         let line = sourceMap.line(of: path)
-        return line > 0 ? " (line \(line))" : ""
+        guard line > 0 else { return "" }
+        return sourceMap.contains(path) ? " (line \(line))" : " (the default)"
     }
 
     /// `services[0].instances[1] at line 14`, naming another entry in a message.
@@ -100,7 +102,7 @@ struct ValidationRun {
         checkAddress(configuration.listen.https, at: "listen.https")
         checkAddress(configuration.listen.http, at: "listen.http")
         if configuration.listen.http.overlaps(configuration.listen.https) {
-            report("listen.http", "\(configuration.listen.http) collides with listen.https \(configuration.listen.https)\(lineNote("listen.https")); the two listeners need different ports")
+            report("listen.http", "\(configuration.listen.http) collides with listen.https \(configuration.listen.https)\(lineNote("listen.https"))\(configuration.listen.http.wildcardNote(configuration.listen.https))")
         }
     }
 
@@ -109,7 +111,7 @@ struct ValidationRun {
         checkAddress(admin.listen, at: "admin.listen")
         for (name, address) in [("listen.https", configuration.listen.https), ("listen.http", configuration.listen.http)]
         where admin.listen.overlaps(address) {
-            report("admin.listen", "\(admin.listen) collides with \(name) \(address)\(lineNote(ConfigurationKeyPath(stringLiteral: name)))")
+            report("admin.listen", "\(admin.listen) collides with \(name) \(address)\(lineNote(ConfigurationKeyPath(stringLiteral: name)))\(admin.listen.wildcardNote(address))")
         }
         if admin.tokenFile == nil, !admin.listen.isLoopback {
             report("admin.listen", "\(admin.listen) is not a loopback address and admin.tokenFile is not set: the admin API must not be open without a token")
@@ -182,6 +184,11 @@ extension ListenAddress {
         guard port == other.port else { return false }
         return host.lowercased() == other.host.lowercased()
             || AddressSyntax.isWildcardHost(host) || AddressSyntax.isWildcardHost(other.host)
+    }
+
+    /// Explains a clash between two different hosts, which only a wildcard host causes.
+    func wildcardNote(_ other: ListenAddress) -> String {
+        host.lowercased() == other.host.lowercased() ? "" : "; 0.0.0.0 and :: take the port on every address"
     }
 
     /// 127.0.0.0/8, ::1 or localhost: reachable from this machine only.
