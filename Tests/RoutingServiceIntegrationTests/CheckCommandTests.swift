@@ -37,7 +37,10 @@ import Testing
     }
 
     @Test func demoConfigurationIsOK() throws {
-        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build first: swift build --build-tests")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: Self.binary.path),
+            "build first: swift build --build-tests"
+        )
         let outcome = try Self.check(["--config", "Configs/demo.yaml"])
         #expect(outcome.status == 0)
         #expect(outcome.standardOutput == "Configs/demo.yaml: OK: 1 service, 3 instances, 3 domains, 0 public ports\n")
@@ -45,14 +48,23 @@ import Testing
     }
 
     @Test func exampleConfigurationIsOK() throws {
-        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build first: swift build --build-tests")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: Self.binary.path),
+            "build first: swift build --build-tests"
+        )
         let outcome = try Self.check(["--config", "Configs/edge-router.example.yaml"])
         #expect(outcome.status == 0)
-        #expect(outcome.standardOutput == "Configs/edge-router.example.yaml: OK: 1 service, 3 instances, 3 domains, 2 public ports\n")
+        #expect(
+            outcome.standardOutput
+                == "Configs/edge-router.example.yaml: OK: 1 service, 3 instances, 3 domains, 2 public ports\n"
+        )
     }
 
     @Test func brokenConfigurationListsEveryProblemOnStandardError() throws {
-        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build first: swift build --build-tests")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: Self.binary.path),
+            "build first: swift build --build-tests"
+        )
         let file = "Tests/RoutingServiceTests/Fixtures/configs/broken/several-mistakes.yaml"
         let outcome = try Self.check(["--config", file])
         #expect(outcome.status == 1)
@@ -68,13 +80,20 @@ import Testing
             #expect(parts[2].hasPrefix(" ") && !parts[2].dropFirst().contains(" "), "\(line)")
             #expect(parts[3].hasPrefix(" ") && parts[3].count > 1, "\(line)")
         }
-        #expect(lines.contains("\(file):32: domains[2].ssl: ssl: auto cannot be used on the wildcard \"*.example.com\": wildcard names cannot use HTTP-01 (nor TLS-ALPN-01) validation; import a certificate and use ssl: manual"))
+        #expect(
+            lines.contains(
+                "\(file):32: domains[2].ssl: ssl: auto cannot be used on the wildcard \"*.example.com\": wildcard names cannot use HTTP-01 (nor TLS-ALPN-01) validation; import a certificate and use ssl: manual"
+            )
+        )
         let lineNumbers = lines.compactMap { Int($0.split(separator: ":")[1]) }
         #expect(lineNumbers == lineNumbers.sorted())
     }
 
     @Test func missingFileFailsWithAProblemLine() throws {
-        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path), "build first: swift build --build-tests")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: Self.binary.path),
+            "build first: swift build --build-tests"
+        )
         let outcome = try Self.check(["--config", "Configs/does-not-exist.yaml"])
         #expect(outcome.status == 1)
         #expect(outcome.standardError == "Configs/does-not-exist.yaml:0: (file): cannot read the file: no such file\n")

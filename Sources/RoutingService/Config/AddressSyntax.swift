@@ -1,9 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Reading and checking the address forms of the configuration: `host:port` listeners, instance addresses
@@ -36,7 +36,9 @@ enum AddressSyntax {
             return .failure(SplitFailure(reason: "an IPv6 address must be written in brackets, e.g. [::1]:443"))
         }
         if host.isEmpty {
-            return .failure(SplitFailure(reason: "\(example); \"\(text)\" has no host (use 0.0.0.0 for every interface)"))
+            return .failure(
+                SplitFailure(reason: "\(example); \"\(text)\" has no host (use 0.0.0.0 for every interface)")
+            )
         }
         return port(text[text.index(after: colon)...], in: text).map { ListenAddress(host: host, port: $0) }
     }

@@ -25,7 +25,12 @@ struct ConfigurationDecoder {
     static func decode(yaml: String, file: String) -> Output {
         var decoder = ConfigurationDecoder(file: file)
         let configuration = decoder.decodeDocument(yaml)
-        return Output(configuration: configuration, sourceMap: decoder.sourceMap, problems: decoder.problems, gaps: decoder.gaps)
+        return Output(
+            configuration: configuration,
+            sourceMap: decoder.sourceMap,
+            problems: decoder.problems,
+            gaps: decoder.gaps
+        )
     }
 
     // MARK: - Document
@@ -40,24 +45,36 @@ struct ConfigurationDecoder {
             return configuration
         }
         guard let root else {
-            problems.append(problem(line: 1, key: "(document)", "the file is empty; see Configs/edge-router.example.yaml"))
+            problems.append(
+                problem(line: 1, key: "(document)", "the file is empty; see Configs/edge-router.example.yaml")
+            )
             return configuration
         }
         guard case .mapping = root else {
-            problems.append(problem(line: root.line, key: "(document)", "expected a map of keys (listen, services, domains, …), found \(root.kindDescription)"))
+            problems.append(
+                problem(
+                    line: root.line,
+                    key: "(document)",
+                    "expected a map of keys (listen, services, domains, …), found \(root.kindDescription)"
+                )
+            )
             return configuration
         }
         guard let fields = fields(of: root, at: .root, known: ConfigurationKeys.root) else { return configuration }
 
         if let node = fields["listen"] { configuration.listen = decodeListen(node, at: "listen") }
         if let node = fields["admin"] { configuration.admin = decodeAdmin(node, at: "admin") }
-        if let node = fields["certificates"] { configuration.certificates = decodeCertificates(node, at: "certificates") }
+        if let node = fields["certificates"] {
+            configuration.certificates = decodeCertificates(node, at: "certificates")
+        }
         if let node = fields["acme"] { configuration.acme = decodeACME(node, at: "acme") }
         if let node = fields["balancers"] { configuration.balancers = decodeBalancers(node, at: "balancers") }
         if let node = fields["timeouts"] { configuration.timeouts = decodeTimeouts(node, at: "timeouts") }
         // Services first whatever the key order: a domain's `ssl` default depends on its port's HTTP flag.
         if let node = fields["services"] {
-            configuration.services = decodeList(node, at: "services") { decoder, node, path in decoder.decodeService(node, at: path) }
+            configuration.services = decodeList(node, at: "services") { decoder, node, path in
+                decoder.decodeService(node, at: path)
+            }
         }
         if let node = fields["domains"] {
             let services = configuration.services
@@ -66,7 +83,9 @@ struct ConfigurationDecoder {
             }
         }
         if let node = fields["publicPorts"] {
-            configuration.publicPorts = decodeList(node, at: "publicPorts") { decoder, node, path in decoder.decodePublicPort(node, at: path) }
+            configuration.publicPorts = decodeList(node, at: "publicPorts") { decoder, node, path in
+                decoder.decodePublicPort(node, at: path)
+            }
         }
         return configuration
     }
@@ -76,26 +95,38 @@ struct ConfigurationDecoder {
     private mutating func decodeListen(_ node: Node, at path: ConfigurationKeyPath) -> ListenConfiguration {
         var listen = ListenConfiguration()
         guard let fields = fields(of: node, at: path, known: ConfigurationKeys.listen) else { return listen }
-        if let value = fields["https"], let address = listenAddress(value, at: path.appending("https")) { listen.https = address }
-        if let value = fields["http"], let address = listenAddress(value, at: path.appending("http")) { listen.http = address }
+        if let value = fields["https"], let address = listenAddress(value, at: path.appending("https")) {
+            listen.https = address
+        }
+        if let value = fields["http"], let address = listenAddress(value, at: path.appending("http")) {
+            listen.http = address
+        }
         return listen
     }
 
     private mutating func decodeAdmin(_ node: Node, at path: ConfigurationKeyPath) -> AdminConfiguration {
         var admin = AdminConfiguration()
         guard let fields = fields(of: node, at: path, known: ConfigurationKeys.admin) else { return admin }
-        if let value = fields["listen"], let address = listenAddress(value, at: path.appending("listen")) { admin.listen = address }
+        if let value = fields["listen"], let address = listenAddress(value, at: path.appending("listen")) {
+            admin.listen = address
+        }
         if let value = fields["tokenFile"] { admin.tokenFile = nonEmptyString(value, at: path.appending("tokenFile")) }
         return admin
     }
 
-    private mutating func decodeCertificates(_ node: Node, at path: ConfigurationKeyPath) -> CertificateStoreConfiguration {
+    private mutating func decodeCertificates(_ node: Node, at path: ConfigurationKeyPath)
+        -> CertificateStoreConfiguration
+    {
         var certificates = CertificateStoreConfiguration()
-        guard let fields = fields(of: node, at: path, known: ConfigurationKeys.certificates) else { return certificates }
+        guard let fields = fields(of: node, at: path, known: ConfigurationKeys.certificates) else {
+            return certificates
+        }
         if let value = fields["directory"], let directory = nonEmptyString(value, at: path.appending("directory")) {
             certificates.directory = directory
         }
-        if let value = fields["default"] { certificates.defaultName = nonEmptyString(value, at: path.appending("default")) }
+        if let value = fields["default"] {
+            certificates.defaultName = nonEmptyString(value, at: path.appending("default"))
+        }
         return certificates
     }
 
@@ -104,7 +135,7 @@ struct ConfigurationDecoder {
         let email = fields["email"].flatMap { nonEmptyString($0, at: path.appending("email")) }
         let caBundle = fields["caBundle"].flatMap { nonEmptyString($0, at: path.appending("caBundle")) }
         guard let directoryNode = required("directory", in: fields, at: path),
-              let directory = nonEmptyString(directoryNode, at: path.appending("directory"))
+            let directory = nonEmptyString(directoryNode, at: path.appending("directory"))
         else { return nil }
         return ACMEConfiguration(directoryURL: directory, email: email, caBundle: caBundle)
     }
@@ -119,7 +150,11 @@ struct ConfigurationDecoder {
     private mutating func decodeTimeouts(_ node: Node, at path: ConfigurationKeyPath) -> TimeoutConfiguration {
         var timeouts = TimeoutConfiguration()
         guard let fields = fields(of: node, at: path, known: ConfigurationKeys.timeouts) else { return timeouts }
-        func read(_ key: String, into keyPath: WritableKeyPath<TimeoutConfiguration, Duration>, decoder: inout ConfigurationDecoder) {
+        func read(
+            _ key: String,
+            into keyPath: WritableKeyPath<TimeoutConfiguration, Duration>,
+            decoder: inout ConfigurationDecoder
+        ) {
             if let value = fields[key], let duration = decoder.duration(value, at: path.appending(key)) {
                 timeouts[keyPath: keyPath] = duration
             }
@@ -147,11 +182,15 @@ struct ConfigurationDecoder {
         let name = nameNode.flatMap { string($0, at: path.appending("name")) }
 
         let portsPath = path.appending("ports")
-        let ports = portsNode.map { decodeList($0, at: portsPath) { decoder, node, path in decoder.decodeServicePort(node, at: path) } } ?? []
+        let ports =
+            portsNode.map {
+                decodeList($0, at: portsPath) { decoder, node, path in decoder.decodeServicePort(node, at: path) }
+            } ?? []
         let instancesPath = path.appending("instances")
-        let instances = instancesNode.map {
-            decodeList($0, at: instancesPath) { decoder, node, path in decoder.decodeInstance(node, at: path) }
-        } ?? []
+        let instances =
+            instancesNode.map {
+                decodeList($0, at: instancesPath) { decoder, node, path in decoder.decodeInstance(node, at: path) }
+            } ?? []
         let healthCheck = fields["healthCheck"].flatMap { decodeHealthCheck($0, at: path.appending("healthCheck")) }
 
         guard let name else { return nil }
@@ -162,7 +201,8 @@ struct ConfigurationDecoder {
     private mutating func decodeServicePort(_ node: Node, at path: ConfigurationKeyPath) -> ServicePort? {
         guard let fields = fields(of: node, at: path, known: ConfigurationKeys.servicePort) else { return nil }
         let number = required("port", in: fields, at: path).flatMap { int($0, at: path.appending("port")) }
-        let transport = fields["protocol"].map { oneOf(TransportProtocol.self, $0, at: path.appending("protocol")) } ?? .tcp
+        let transport =
+            fields["protocol"].map { oneOf(TransportProtocol.self, $0, at: path.appending("protocol")) } ?? .tcp
         let http = fields["http"].map { bool($0, at: path.appending("http")) } ?? false
         guard let number, let transport, let http else { return nil }
         return ServicePort(port: number, transport: transport, http: http)
@@ -184,13 +224,25 @@ struct ConfigurationDecoder {
         var healthCheck = HealthCheckConfiguration()
         var complete = true
         if let value = fields["path"] {
-            if let text = string(value, at: path.appending("path")) { healthCheck.path = text } else { complete = false }
+            if let text = string(value, at: path.appending("path")) {
+                healthCheck.path = text
+            } else {
+                complete = false
+            }
         }
         if let value = fields["interval"] {
-            if let interval = duration(value, at: path.appending("interval")) { healthCheck.interval = interval } else { complete = false }
+            if let interval = duration(value, at: path.appending("interval")) {
+                healthCheck.interval = interval
+            } else {
+                complete = false
+            }
         }
         if let value = fields["timeout"] {
-            if let timeout = duration(value, at: path.appending("timeout")) { healthCheck.timeout = timeout } else { complete = false }
+            if let timeout = duration(value, at: path.appending("timeout")) {
+                healthCheck.timeout = timeout
+            } else {
+                complete = false
+            }
         }
         return complete ? healthCheck : nil
     }
@@ -217,18 +269,33 @@ struct ConfigurationDecoder {
         // but leaves its SSL settings unchecked.
         if ssl == .some(nil) || redirect == .some(nil) {
             gaps.partialEntries.insert(path)
-            return DomainConfiguration(name: DomainName(name), service: service, port: port, ssl: nil, redirectHTTP: false)
+            return DomainConfiguration(
+                name: DomainName(name),
+                service: service,
+                port: port,
+                ssl: nil,
+                redirectHTTP: false
+            )
         }
         // SPEC §6: `ssl` defaults to auto on an HTTP port; a non-HTTP port is passed through and takes none.
         let isHTTP = services.first { $0.name == service }?.port(port, transport: .tcp)?.http ?? false
         let mode: SSLMode? = ssl ?? (isHTTP ? .auto : nil)
-        return DomainConfiguration(name: DomainName(name), service: service, port: port, ssl: mode, redirectHTTP: redirect ?? nil)
+        return DomainConfiguration(
+            name: DomainName(name),
+            service: service,
+            port: port,
+            ssl: mode,
+            redirectHTTP: redirect ?? nil
+        )
     }
 
     private mutating func decodePublicPort(_ node: Node, at path: ConfigurationKeyPath) -> PublicPortConfiguration? {
         guard let fields = fields(of: node, at: path, known: ConfigurationKeys.publicPort) else { return nil }
-        let listen = required("listen", in: fields, at: path).flatMap { listenAddress($0, at: path.appending("listen")) }
-        let transport = fields["protocol"].map { oneOf(TransportProtocol.self, $0, at: path.appending("protocol")) } ?? .tcp
+        let listen = required("listen", in: fields, at: path).flatMap {
+            listenAddress($0, at: path.appending("listen"))
+        }
+        let transport =
+            fields["protocol"].map { oneOf(TransportProtocol.self, $0, at: path.appending("protocol")) } ?? .tcp
         let service = required("service", in: fields, at: path).flatMap { string($0, at: path.appending("service")) }
         let port = required("port", in: fields, at: path).flatMap { int($0, at: path.appending("port")) }
         guard let listen, let transport, let service, let port else { return nil }
@@ -269,8 +336,13 @@ struct ConfigurationDecoder {
         var values: [String: Node] = [:]
         for (keyNode, value) in mapping {
             guard case .scalar(let scalar) = keyNode else {
-                problems.append(problem(line: keyNode.line, key: path.description.isEmpty ? "(document)" : path.description,
-                                        "a key must be a plain word, found \(keyNode.kindDescription)"))
+                problems.append(
+                    problem(
+                        line: keyNode.line,
+                        key: path.description.isEmpty ? "(document)" : path.description,
+                        "a key must be a plain word, found \(keyNode.kindDescription)"
+                    )
+                )
                 continue
             }
             let key = scalar.string
@@ -280,7 +352,9 @@ struct ConfigurationDecoder {
                 values[key] = value
             } else {
                 var reason = "unknown key \"\(key)\""
-                if let suggestion = KeySuggestion.closest(to: key, among: known) { reason += "; did you mean \"\(suggestion)\"?" }
+                if let suggestion = KeySuggestion.closest(to: key, among: known) {
+                    reason += "; did you mean \"\(suggestion)\"?"
+                }
                 reason += " (known keys: \(known.joined(separator: ", ")))"
                 problems.append(problem(at: keyPath, reason))
             }
@@ -290,7 +364,13 @@ struct ConfigurationDecoder {
 
     private mutating func required(_ key: String, in fields: [String: Node], at path: ConfigurationKeyPath) -> Node? {
         if let value = fields[key] { return value }
-        problems.append(problem(line: sourceMap.line(of: path), key: path.appending(key).description, "missing required key \"\(key)\""))
+        problems.append(
+            problem(
+                line: sourceMap.line(of: path),
+                key: path.appending(key).description,
+                "missing required key \"\(key)\""
+            )
+        )
         return nil
     }
 
@@ -406,7 +486,9 @@ struct DecodingGaps: Sendable, Equatable {
 
 /// The keys each level of the file accepts (SPEC §6 plus the optional `timeouts`).
 enum ConfigurationKeys {
-    static let root = ["listen", "admin", "certificates", "acme", "balancers", "timeouts", "services", "domains", "publicPorts"]
+    static let root = [
+        "listen", "admin", "certificates", "acme", "balancers", "timeouts", "services", "domains", "publicPorts",
+    ]
     static let listen = ["https", "http"]
     static let admin = ["listen", "tokenFile"]
     static let certificates = ["directory", "default"]
@@ -439,7 +521,7 @@ extension StringProtocol {
     func trimmingWhitespace() -> Substring {
         let text = Substring(self)
         guard let first = text.firstIndex(where: { !$0.isWhitespace }),
-              let last = text.lastIndex(where: { !$0.isWhitespace })
+            let last = text.lastIndex(where: { !$0.isWhitespace })
         else { return "" }
         return text[first...last]
     }

@@ -13,7 +13,7 @@ public enum ConfigurationDuration {
         for unit in units where text.hasSuffix(unit.suffix) {
             let digits = text.dropLast(unit.suffix.count)
             guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
-                  let count = Int64(digits)
+                let count = Int64(digits)
             else { return nil }
             let (milliseconds, overflow) = count.multipliedReportingOverflow(by: unit.milliseconds)
             guard !overflow, milliseconds <= maximumMilliseconds else { return nil }

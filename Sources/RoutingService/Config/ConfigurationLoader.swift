@@ -50,7 +50,9 @@ public enum ConfigurationLoader {
             problems += validator.validate(decoded.configuration)
         }
         guard problems.isEmpty else { return .failure(ConfigurationError(problems: problems)) }
-        return .success(LoadedConfiguration(configuration: decoded.configuration, sourceMap: decoded.sourceMap, path: file))
+        return .success(
+            LoadedConfiguration(configuration: decoded.configuration, sourceMap: decoded.sourceMap, path: file)
+        )
     }
 
     private static func fileProblem(_ path: String, _ reason: String) -> ConfigurationError {

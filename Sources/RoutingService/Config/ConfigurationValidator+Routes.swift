@@ -9,12 +9,21 @@ extension ValidationRun {
                 report(path.appending("name"), problem)
             }
             if let first = firstByName[domain.name] {
-                report(path.appending("name"), "domain \"\(domain.name)\" is already mapped by domains[\(first)]\(lineNote(domainPath(first)))")
+                report(
+                    path.appending("name"),
+                    "domain \"\(domain.name)\" is already mapped by domains[\(first)]\(lineNote(domainPath(first)))"
+                )
             } else {
                 firstByName[domain.name] = index
             }
             checkPort(domain.port, at: path.appending("port"))
-            let target = resolveServicePort(service: domain.service, port: domain.port, transport: .tcp, at: path, for: "domain")
+            let target = resolveServicePort(
+                service: domain.service,
+                port: domain.port,
+                transport: .tcp,
+                at: path,
+                for: "domain"
+            )
             checkSSL(of: domain, at: path, target: target)
         }
     }
@@ -50,9 +59,15 @@ extension ValidationRun {
         let declared = service.ports.map(\.label).joined(separator: ", ")
         if service.port(number, transport: transport == .tcp ? .udp : .tcp) != nil {
             let need = user == "domain" ? "a domain needs a tcp port" : "the public port is \(transport.rawValue)"
-            report(path.appending("port"), "port \(number) of service \"\(name)\" is \(transport == .tcp ? "udp" : "tcp"); \(need)")
+            report(
+                path.appending("port"),
+                "port \(number) of service \"\(name)\" is \(transport == .tcp ? "udp" : "tcp"); \(need)"
+            )
         } else {
-            report(path.appending("port"), "service \"\(name)\" declares no \(transport.rawValue) port \(number) (its ports: \(declared.isEmpty ? "none" : declared))")
+            report(
+                path.appending("port"),
+                "service \"\(name)\" declares no \(transport.rawValue) port \(number) (its ports: \(declared.isEmpty ? "none" : declared))"
+            )
         }
         return .unknown
     }
@@ -66,11 +81,17 @@ extension ValidationRun {
         if case .found(let port) = target {
             if !port.http {
                 if domain.ssl != nil {
-                    report(sslPath, "ssl applies only to domains on HTTP ports; port \(port.port) of service \"\(domain.service)\" is not http")
+                    report(
+                        sslPath,
+                        "ssl applies only to domains on HTTP ports; port \(port.port) of service \"\(domain.service)\" is not http"
+                    )
                 }
                 // Written, or set in code: a default that only followed an already reported `ssl` is not news.
                 if domain.redirectHTTP, domain.ssl == nil || sourceMap.contains(redirectPath) {
-                    report(redirectPath, "redirectHTTP applies only to domains on HTTP ports; port \(port.port) of service \"\(domain.service)\" is not http")
+                    report(
+                        redirectPath,
+                        "redirectHTTP applies only to domains on HTTP ports; port \(port.port) of service \"\(domain.service)\" is not http"
+                    )
                 }
                 return
             }
@@ -82,12 +103,18 @@ extension ValidationRun {
         let defaulted = sslWritten ? "" : " (auto is the default on HTTP ports)"
         switch ssl {
         case .auto where domain.name.isWildcard:
-            report(sslPath, "ssl: auto cannot be used on the wildcard \"\(domain.name)\"\(defaulted): wildcard names cannot use HTTP-01 (nor TLS-ALPN-01) validation; import a certificate and use ssl: manual")
+            report(
+                sslPath,
+                "ssl: auto cannot be used on the wildcard \"\(domain.name)\"\(defaulted): wildcard names cannot use HTTP-01 (nor TLS-ALPN-01) validation; import a certificate and use ssl: manual"
+            )
         case .auto where configuration.acme == nil:
             report(sslPath, "ssl: auto\(defaulted) needs an acme section (directory URL) to obtain certificates")
         case .manual:
             if let inventory = validator.inventory, !inventory.hasCertificate(covering: domain.name) {
-                report(sslPath, "ssl: manual needs a certificate for \"\(domain.name)\" in \(configuration.certificates.directory)/, and there is none; import one with `edge-router certs import`")
+                report(
+                    sslPath,
+                    "ssl: manual needs a certificate for \"\(domain.name)\" in \(configuration.certificates.directory)/, and there is none; import one with `edge-router certs import`"
+                )
             }
         case .off where domain.redirectHTTP:
             report(redirectPath, "redirectHTTP: true needs TLS, but ssl is off: there is no HTTPS to redirect to")
@@ -111,16 +138,28 @@ extension ValidationRun {
             checkAddress(publicPort.listen, at: listenPath)
             checkPort(publicPort.port, at: path.appending("port"))
             _ = resolveServicePort(
-                service: publicPort.service, port: publicPort.port, transport: publicPort.transport, at: path, for: "public port"
+                service: publicPort.service,
+                port: publicPort.port,
+                transport: publicPort.transport,
+                at: path,
+                for: "public port"
             )
             if publicPort.transport == .tcp {
                 for listener in listeners where publicPort.listen.overlaps(listener.address) {
-                    report(listenPath, "\(publicPort.listen)/tcp collides with \(listener.key) \(listener.address)\(lineNote(listener.key))\(publicPort.listen.wildcardNote(listener.address))")
+                    report(
+                        listenPath,
+                        "\(publicPort.listen)/tcp collides with \(listener.key) \(listener.address)\(lineNote(listener.key))\(publicPort.listen.wildcardNote(listener.address))"
+                    )
                 }
             }
-            if let clash = earlier.first(where: { $0.port.transport == publicPort.transport && $0.port.listen.overlaps(publicPort.listen) }) {
+            if let clash = earlier.first(where: {
+                $0.port.transport == publicPort.transport && $0.port.listen.overlaps(publicPort.listen)
+            }) {
                 let clashPath = publicPortPath(clash.index)
-                report(listenPath, "\(publicPort.listen)/\(publicPort.transport.rawValue) collides with \(clashPath) \(clash.port.listen)\(lineNote(clashPath))\(publicPort.listen.wildcardNote(clash.port.listen))")
+                report(
+                    listenPath,
+                    "\(publicPort.listen)/\(publicPort.transport.rawValue) collides with \(clashPath) \(clash.port.listen)\(lineNote(clashPath))\(publicPort.listen.wildcardNote(clash.port.listen))"
+                )
             }
             earlier.append((index, publicPort))
         }

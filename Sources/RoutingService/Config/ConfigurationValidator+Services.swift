@@ -6,16 +6,24 @@ extension ValidationRun {
             if service.name.isEmpty {
                 report(path.appending("name"), "must not be empty")
             } else if let bad = service.name.first(where: { !Self.isServiceNameCharacter($0) }) {
-                report(path.appending("name"), "\"\(service.name)\" contains \"\(bad)\"; a service name uses letters, digits, \".\", \"_\" and \"-\" only")
+                report(
+                    path.appending("name"),
+                    "\"\(service.name)\" contains \"\(bad)\"; a service name uses letters, digits, \".\", \"_\" and \"-\" only"
+                )
             }
             if let first = firstByName[service.name] {
-                report(path.appending("name"), "service \"\(service.name)\" is already defined by services[\(first)]\(lineNote(servicePath(first)))")
+                report(
+                    path.appending("name"),
+                    "service \"\(service.name)\" is already defined by services[\(first)]\(lineNote(servicePath(first)))"
+                )
             } else {
                 firstByName[service.name] = index
             }
             checkPorts(of: service, at: index)
             checkInstances(of: service, at: index)
-            if let healthCheck = service.healthCheck { checkHealthCheck(healthCheck, at: path.appending("healthCheck")) }
+            if let healthCheck = service.healthCheck {
+                checkHealthCheck(healthCheck, at: path.appending("healthCheck"))
+            }
         }
     }
 
@@ -36,7 +44,10 @@ extension ValidationRun {
             }
             if let first = seen[port.key] {
                 let firstPath = servicePortPath(service: serviceIndex, port: first)
-                report(path.appending("port"), "port \(port.port)/\(port.transport.rawValue) is already declared\(lineNote(firstPath))")
+                report(
+                    path.appending("port"),
+                    "port \(port.port)/\(port.transport.rawValue) is already declared\(lineNote(firstPath))"
+                )
             } else {
                 seen[port.key] = index
             }
@@ -55,7 +66,10 @@ extension ValidationRun {
             let identity = instance.description.lowercased()
             if let first = seen[identity] {
                 let firstPath = instancePath(service: serviceIndex, instance: first)
-                report(path, "instance \(instance) is listed twice in service \"\(service.name)\" (first as \(reference(firstPath)))")
+                report(
+                    path,
+                    "instance \(instance) is listed twice in service \"\(service.name)\" (first as \(reference(firstPath)))"
+                )
             } else {
                 seen[identity] = index
             }
@@ -64,12 +78,18 @@ extension ValidationRun {
 
     private mutating func checkHealthCheck(_ healthCheck: HealthCheckConfiguration, at path: ConfigurationKeyPath) {
         if !healthCheck.path.hasPrefix("/") {
-            report(path.appending("path"), "\"\(healthCheck.path)\" must start with \"/\" (it is the request path, e.g. /healthz)")
+            report(
+                path.appending("path"),
+                "\"\(healthCheck.path)\" must start with \"/\" (it is the request path, e.g. /healthz)"
+            )
         }
         checkPositive(healthCheck.interval, at: path.appending("interval"))
         checkPositive(healthCheck.timeout, at: path.appending("timeout"))
         if healthCheck.timeout > healthCheck.interval {
-            report(path.appending("timeout"), "\(ConfigurationDuration.format(healthCheck.timeout)) is longer than the interval \(ConfigurationDuration.format(healthCheck.interval)); checks would overlap")
+            report(
+                path.appending("timeout"),
+                "\(ConfigurationDuration.format(healthCheck.timeout)) is longer than the interval \(ConfigurationDuration.format(healthCheck.interval)); checks would overlap"
+            )
         }
     }
 }

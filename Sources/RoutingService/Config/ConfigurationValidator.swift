@@ -12,7 +12,8 @@ public struct ConfigurationValidator: Sendable {
     /// Entries the decoder could only partly read; references to them are not checked again.
     var gaps = DecodingGaps()
 
-    public init(file: String, sourceMap: ConfigurationSourceMap = .init(), inventory: (any CertificateInventory)? = nil) {
+    public init(file: String, sourceMap: ConfigurationSourceMap = .init(), inventory: (any CertificateInventory)? = nil)
+    {
         self.file = file
         self.sourceMap = sourceMap
         self.inventory = inventory
@@ -47,7 +48,14 @@ struct ValidationRun {
     var gaps: DecodingGaps { validator.gaps }
 
     mutating func report(_ path: ConfigurationKeyPath, _ reason: String) {
-        problems.append(ConfigurationProblem(file: validator.file, line: sourceMap.line(of: path), key: path.description, reason: reason))
+        problems.append(
+            ConfigurationProblem(
+                file: validator.file,
+                line: sourceMap.line(of: path),
+                key: path.description,
+                reason: reason
+            )
+        )
     }
 
     /// ` (line N)` when the file says where `path` is, for pointing at the first of two clashing entries;
@@ -102,19 +110,30 @@ struct ValidationRun {
         checkAddress(configuration.listen.https, at: "listen.https")
         checkAddress(configuration.listen.http, at: "listen.http")
         if configuration.listen.http.overlaps(configuration.listen.https) {
-            report("listen.http", "\(configuration.listen.http) collides with listen.https \(configuration.listen.https)\(lineNote("listen.https"))\(configuration.listen.http.wildcardNote(configuration.listen.https))")
+            report(
+                "listen.http",
+                "\(configuration.listen.http) collides with listen.https \(configuration.listen.https)\(lineNote("listen.https"))\(configuration.listen.http.wildcardNote(configuration.listen.https))"
+            )
         }
     }
 
     mutating func checkAdmin() {
         let admin = configuration.admin
         checkAddress(admin.listen, at: "admin.listen")
-        for (name, address) in [("listen.https", configuration.listen.https), ("listen.http", configuration.listen.http)]
+        for (name, address) in [
+            ("listen.https", configuration.listen.https), ("listen.http", configuration.listen.http),
+        ]
         where admin.listen.overlaps(address) {
-            report("admin.listen", "\(admin.listen) collides with \(name) \(address)\(lineNote(ConfigurationKeyPath(stringLiteral: name)))\(admin.listen.wildcardNote(address))")
+            report(
+                "admin.listen",
+                "\(admin.listen) collides with \(name) \(address)\(lineNote(ConfigurationKeyPath(stringLiteral: name)))\(admin.listen.wildcardNote(address))"
+            )
         }
         if admin.tokenFile == nil, !admin.listen.isLoopback {
-            report("admin.listen", "\(admin.listen) is not a loopback address and admin.tokenFile is not set: the admin API must not be open without a token")
+            report(
+                "admin.listen",
+                "\(admin.listen) is not a loopback address and admin.tokenFile is not set: the admin API must not be open without a token"
+            )
         }
     }
 
@@ -131,14 +150,21 @@ struct ValidationRun {
         guard !gaps.domainNames.contains(name), !partiallyRead else { return }
         var table = HostTable<DomainConfiguration>()
         for domain in configuration.domains { table.insert(domain, for: domain.name) }
-        let match = configuration.domains.first { $0.name == name } ?? (name.isWildcard ? nil : table.lookup(name.value))
+        let match =
+            configuration.domains.first { $0.name == name } ?? (name.isWildcard ? nil : table.lookup(name.value))
         guard let match else {
-            report("certificates.default", "\"\(name)\" names no domain in domains; it must be one of them (or covered by a wildcard one)")
+            report(
+                "certificates.default",
+                "\"\(name)\" names no domain in domains; it must be one of them (or covered by a wildcard one)"
+            )
             return
         }
         if match.ssl == nil || match.ssl == .off {
             let mode = match.ssl.map { "ssl: \($0.rawValue)" } ?? "a passed-through (non-HTTP) port"
-            report("certificates.default", "the domain \"\(match.name)\" has \(mode), so it has no certificate to serve to clients without SNI")
+            report(
+                "certificates.default",
+                "the domain \"\(match.name)\" has \(mode), so it has no certificate to serve to clients without SNI"
+            )
         }
     }
 
@@ -163,7 +189,10 @@ struct ValidationRun {
 
     mutating func checkBalancersAndTimeouts() {
         if configuration.balancers.http < 1 {
-            report("balancers.http", "must be at least 1 (found \(configuration.balancers.http)); 2 keeps HTTP traffic flowing while one drains")
+            report(
+                "balancers.http",
+                "must be at least 1 (found \(configuration.balancers.http)); 2 keeps HTTP traffic flowing while one drains"
+            )
         }
         let timeouts = configuration.timeouts
         let all: [(String, Duration)] = [

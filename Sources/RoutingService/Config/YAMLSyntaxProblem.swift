@@ -4,15 +4,20 @@ import Yams
 enum YAMLSyntaxProblem {
     static func problem(from error: any Error, yaml: String, file: String) -> ConfigurationProblem {
         let (line, reason) = lineAndReason(error, yaml: yaml)
-        return ConfigurationProblem(file: file, line: line, key: "(syntax)", reason: reason + hint(line: line, yaml: yaml))
+        return ConfigurationProblem(
+            file: file,
+            line: line,
+            key: "(syntax)",
+            reason: reason + hint(line: line, yaml: yaml)
+        )
     }
 
     private static func lineAndReason(_ error: any Error, yaml: String) -> (Int, String) {
         guard let error = error as? YamlError else { return (0, "cannot read the YAML: \(error)") }
         switch error {
         case .scanner(let context, let problem, let mark, _),
-             .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
+            .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
             var reason = "invalid YAML: \(problem)"
             if let context { reason += " (\(context.text) started at line \(context.mark.line))" }
             return (mark.line, reason)

@@ -21,11 +21,14 @@ import Testing
     }
 
     static let fixtures: [Fixture] = {
-        guard let folder = Bundle.module.url(forResource: "Fixtures", withExtension: nil)?
-            .appendingPathComponent("configs/broken", isDirectory: true),
-              let files = try? FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)
+        guard
+            let folder = Bundle.module.url(forResource: "Fixtures", withExtension: nil)?
+                .appendingPathComponent("configs/broken", isDirectory: true),
+            let files = try? FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)
         else { return [] }
-        return files.filter { $0.pathExtension == "yaml" }.sorted { $0.lastPathComponent < $1.lastPathComponent }.map(parse)
+        return files.filter { $0.pathExtension == "yaml" }.sorted { $0.lastPathComponent < $1.lastPathComponent }.map(
+            parse
+        )
     }()
 
     static func parse(_ url: URL) -> Fixture {
@@ -64,7 +67,10 @@ import Testing
         let missing = fixture.expected.subtracting(reported)
         let unexpected = reported.subtracting(fixture.expected)
         #expect(missing.isEmpty, "not reported: \(missing.sorted { $0.line < $1.line }) — got:\n\(error)")
-        #expect(unexpected.isEmpty, "reported but not expected: \(unexpected.sorted { $0.line < $1.line }) — got:\n\(error)")
+        #expect(
+            unexpected.isEmpty,
+            "reported but not expected: \(unexpected.sorted { $0.line < $1.line }) — got:\n\(error)"
+        )
         for problem in error.problems {
             #expect(problem.file == fixture.url.path)
             #expect(!problem.reason.isEmpty)
@@ -85,7 +91,9 @@ import Testing
     }
 
     @Test func manualCertificateCheckIsSkippedWithoutAnInventory() throws {
-        let fixture = try #require(Self.fixtures.first { $0.url.lastPathComponent == "manual-without-certificate.yaml" })
+        let fixture = try #require(
+            Self.fixtures.first { $0.url.lastPathComponent == "manual-without-certificate.yaml" }
+        )
         #expect(throws: Never.self) { try ConfigurationLoader.load(path: fixture.url.path, inventory: nil).get() }
     }
 }

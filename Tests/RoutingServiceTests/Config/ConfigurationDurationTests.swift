@@ -15,8 +15,10 @@ import Testing
         #expect(ConfigurationDuration.parse(text) == expected)
     }
 
-    @Test(arguments: ["", "2", "s", "ms", "2 s", " 2s", "2S", "1.5s", "-1s", "+1s", "2sec", "1d", "1m30s", "1e3ms", "٣s",
-                      "99999999999999999999s", "9999999999999h"])
+    @Test(arguments: [
+        "", "2", "s", "ms", "2 s", " 2s", "2S", "1.5s", "-1s", "+1s", "2sec", "1d", "1m30s", "1e3ms", "٣s",
+        "99999999999999999999s", "9999999999999h",
+    ])
     func rejectsAnythingElse(_ text: String) {
         #expect(ConfigurationDuration.parse(text) == nil)
     }

@@ -7,7 +7,9 @@ import Testing
     static let repositoryRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    static func load(_ yaml: String, inventory: (any CertificateInventory)? = nil) -> Result<LoadedConfiguration, ConfigurationError> {
+    static func load(_ yaml: String, inventory: (any CertificateInventory)? = nil) -> Result<
+        LoadedConfiguration, ConfigurationError
+    > {
         ConfigurationLoader.load(yaml: yaml, file: "test.yaml", inventory: inventory)
     }
 
@@ -26,18 +28,25 @@ import Testing
         #expect(configuration.certificates.defaultName == "app.example.com")
         #expect(configuration.timeouts == TimeoutConfiguration())
         let app = try #require(configuration.service(named: "app"))
-        #expect(app.ports == [
-            ServicePort(port: 3000, transport: .tcp, http: true),
-            ServicePort(port: 7000, transport: .tcp, http: false),
-            ServicePort(port: 5353, transport: .udp, http: false),
-        ])
+        #expect(
+            app.ports == [
+                ServicePort(port: 3000, transport: .tcp, http: true),
+                ServicePort(port: 7000, transport: .tcp, http: false),
+                ServicePort(port: 5353, transport: .udp, http: false),
+            ]
+        )
         #expect(app.instances.map(\.description) == ["10.0.0.11", "10.0.0.12", "10.0.0.13"])
-        #expect(app.healthCheck == HealthCheckConfiguration(path: "/healthz", interval: .seconds(2), timeout: .seconds(1)))
+        #expect(
+            app.healthCheck == HealthCheckConfiguration(path: "/healthz", interval: .seconds(2), timeout: .seconds(1))
+        )
         #expect(configuration.domains.map(\.ssl) == [.auto, .manual, nil])
         #expect(configuration.domains.map(\.redirectHTTP) == [true, true, false])
         #expect(configuration.publicPorts.map(\.transport) == [.tcp, .udp])
         // The example's wildcard is `ssl: manual`: with a store that lacks its certificate, that is reported.
-        let withStore = ConfigurationLoader.load(path: path, inventory: StaticCertificateInventory(names: ["app.example.com"]))
+        let withStore = ConfigurationLoader.load(
+            path: path,
+            inventory: StaticCertificateInventory(names: ["app.example.com"])
+        )
         guard case .failure(let error) = withStore else {
             Issue.record("the missing wildcard certificate was not reported")
             return
@@ -49,10 +58,24 @@ import Testing
         let path = Self.repositoryRoot.appendingPathComponent("Configs/demo.yaml").path
         let inventory = StaticCertificateInventory(names: ["app.demo.test", "*.demo.test"])
         let configuration = try ConfigurationLoader.load(path: path, inventory: inventory).get().configuration
-        #expect(configuration.listen == ListenConfiguration(
-            https: ListenAddress(host: "127.0.0.1", port: 8443), http: ListenAddress(host: "127.0.0.1", port: 8080)))
-        #expect(configuration.admin == AdminConfiguration(listen: ListenAddress(host: "127.0.0.1", port: 9901), tokenFile: "run/admin.token"))
-        #expect(configuration.certificates == CertificateStoreConfiguration(directory: "run/certs", defaultName: "app.demo.test"))
+        #expect(
+            configuration.listen
+                == ListenConfiguration(
+                    https: ListenAddress(host: "127.0.0.1", port: 8443),
+                    http: ListenAddress(host: "127.0.0.1", port: 8080)
+                )
+        )
+        #expect(
+            configuration.admin
+                == AdminConfiguration(
+                    listen: ListenAddress(host: "127.0.0.1", port: 9901),
+                    tokenFile: "run/admin.token"
+                )
+        )
+        #expect(
+            configuration.certificates
+                == CertificateStoreConfiguration(directory: "run/certs", defaultName: "app.demo.test")
+        )
         #expect(configuration.acme == nil)
         #expect(configuration.services.count == 1)
         #expect(configuration.services[0].instances.map(\.host) == ["127.0.0.2", "127.0.0.3", "127.0.0.4"])
@@ -79,13 +102,20 @@ import Testing
         let loaded = try Self.load(yaml).get()
         let map = loaded.sourceMap
         #expect(map.line(of: "services") == 1)
-        #expect(map.line(of: ConfigurationKeyPath.root.appending("services")[0].appending("ports")[1].appending("port")) == 5)
+        #expect(
+            map.line(of: ConfigurationKeyPath.root.appending("services")[0].appending("ports")[1].appending("port"))
+                == 5
+        )
         #expect(map.line(of: ConfigurationKeyPath.root.appending("domains")[1].appending("port")) == 11)
         // A key left out falls back to its entry's line.
         #expect(map.line(of: ConfigurationKeyPath.root.appending("domains")[1].appending("ssl")) == 9)
         #expect(!map.contains(ConfigurationKeyPath.root.appending("domains")[1].appending("ssl")))
         #expect(loaded.path == "test.yaml")
-        #expect(loaded.configuration.services[0].instances == [InstanceAddress(host: "::1", port: 3001), InstanceAddress(host: "app.internal")])
+        #expect(
+            loaded.configuration.services[0].instances == [
+                InstanceAddress(host: "::1", port: 3001), InstanceAddress(host: "app.internal"),
+            ]
+        )
         #expect(loaded.configuration.domains[1].ssl == nil, "a domain on a non-HTTP port defaults to passthrough")
     }
 
@@ -129,23 +159,29 @@ import Testing
     }
 
     @Test func sslOnPassthroughDomainGivesTheSpecifiedReason() {
-        let problems = Self.problems("""
+        let problems = Self.problems(
+            """
             services:
               - { name: app, ports: [{ port: 7000 }], instances: [10.0.0.1] }
             domains:
               - { name: db.example.com, service: app, port: 7000, ssl: off }
-            """)
-        #expect(problems.map(\.description) == [
-            "test.yaml:4: domains[0].ssl: ssl applies only to domains on HTTP ports; port 7000 of service \"app\" is not http",
-        ])
+            """
+        )
+        #expect(
+            problems.map(\.description) == [
+                "test.yaml:4: domains[0].ssl: ssl applies only to domains on HTTP ports; port 7000 of service \"app\" is not http"
+            ]
+        )
     }
 
     @Test func reasonsExplainTheRule() {
-        let wildcard = Self.problems("""
+        let wildcard = Self.problems(
+            """
             acme: { directory: "https://acme.test/dir" }
             services: [{ name: app, ports: [{ port: 80, http: true }], instances: [] }]
             domains: [{ name: "*.example.com", service: app, port: 80, ssl: auto }]
-            """)
+            """
+        )
         #expect(wildcard.count == 1)
         #expect(wildcard.first?.reason.contains("wildcard names cannot use HTTP-01") == true)
 
@@ -163,21 +199,25 @@ import Testing
     @Test func skippedEntriesKeepTheirFileIndexInLaterProblems() {
         // domains[0] cannot be read at all, so the decoded list starts at file entry 1; the problem about
         // the second written domain must still say domains[1] and its own line.
-        let problems = Self.problems("""
+        let problems = Self.problems(
+            """
             services: [{ name: app, ports: [{ port: 80, http: true }], instances: [] }]
             domains:
               - { name: a.example.com, service: app }
               - { name: b.example.com, service: nope, port: 80, ssl: off }
-            """)
+            """
+        )
         #expect(problems.map { "\($0.line) \($0.key)" } == ["3 domains[0].port", "4 domains[1].service"])
     }
 
     @Test func badSSLValueStillChecksTheRestOfTheEntry() {
-        let problems = Self.problems("""
+        let problems = Self.problems(
+            """
             services: [{ name: app, ports: [{ port: 80, http: true }], instances: [] }]
             domains:
               - { name: "-a.example.com", service: app, port: 81, ssl: yes }
-            """)
+            """
+        )
         #expect(Set(problems.map(\.key)) == ["domains[0].name", "domains[0].port", "domains[0].ssl"])
     }
 
@@ -206,12 +246,17 @@ import Testing
             DomainConfiguration(name: DomainName("a.example.com"), service: "app", port: 3000, ssl: .off),
             DomainConfiguration(name: DomainName("a.example.com"), service: "app", port: 3000, ssl: .manual),
         ]
-        let validator = ConfigurationValidator(file: "<admin>", inventory: StaticCertificateInventory(names: [String]()))
+        let validator = ConfigurationValidator(
+            file: "<admin>",
+            inventory: StaticCertificateInventory(names: [String]())
+        )
         let problems = validator.validate(configuration)
-        #expect(problems.map(\.description) == [
-            "<admin>:0: domains[1].name: domain \"a.example.com\" is already mapped by domains[0]",
-            "<admin>:0: domains[1].ssl: ssl: manual needs a certificate for \"a.example.com\" in certs/, and there is none; import one with `edge-router certs import`",
-        ])
+        #expect(
+            problems.map(\.description) == [
+                "<admin>:0: domains[1].name: domain \"a.example.com\" is already mapped by domains[0]",
+                "<admin>:0: domains[1].ssl: ssl: manual needs a certificate for \"a.example.com\" in certs/, and there is none; import one with `edge-router certs import`",
+            ]
+        )
     }
 
     @Test func staticInventoryCoversNamesLikeACertificate() {
