@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+
+/// Runs the built `edge-router check` binary (from `swift build --build-tests`) the way an operator would,
+/// from the repository root, and checks exit codes and the exact output format.
+@Suite(.timeLimit(.minutes(1))) struct CheckCommandTests {
+    static let repositoryRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let binary = repositoryRoot.appendingPathComponent(".build/debug/edge-router")
+
+    struct Outcome {
+        let status: Int32
+        let standardOutput: String
+        let standardError: String
+    }
+
+    /// Runs to completion; the process is always waited for, so none outlives the test.
+    static func check(_ arguments: [String]) throws -> Outcome {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = ["check"] + arguments
+        process.currentDirectoryURL = repositoryRoot
+        let output = Pipe(), error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // Both pipes are small here; reading one after the other cannot fill the second.
+        let outputData = output.fileHandleForReading.readDataToEndOfFile()
+        let errorData = error.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Outcome(
+            status: process.terminationStatus,
+            standardOutput: String(decoding: outputData, as: UTF8.self),
+            standardError: String(decoding: errorData, as: UTF8.self)
+        )
+    }
+
+    @Test func demoConfigurationIsOK() throws {
+        try #require(
+            FileManager.default.isExecutableFile(atPath: Self.binary.path),
+            "build first: swift build --build-tests"
+        )
+        let outcome = try Self.check(["--config", "Configs/demo.yaml"])
+        #expect(outcome.status == 0)
+        #expect(outcome.standardOutput == "Configs/demo.yaml: OK: 1 service, 3 instances, 3 domains, 0 public ports\n")
+        #expect(outcome.standardError.isEmpty)
+    }
+
+    @Test func exampleConfigurationIsOK() throws {
+        try #require(
+            FileManager.default.isExecutableFile(atPath: Self.binary.path),
+            "build first: swift build --build-tests"
+        )
+        let outcome = try Self.check(["--config", "Configs/edge-router.example.yaml"])
+        #expect(outcome.status == 0)
+        #expect(
+            outcome.standardOutput
+                == "Configs/edge-router.example.yaml: OK: 1 service, 3 instances, 3 domains, 2 public ports\n"
+        )
+    }
+
+    @Test func brokenConfigurationListsEveryProblemOnStandardError() throws {
+        try #require(
+            FileManager.default.isExecutableFile(atPath: Self.binary.path),
+            "build first: swift build --build-tests"
+        )
+        let file = "Tests/RoutingServiceTests/Fixtures/configs/broken/several-mistakes.yaml"
+        let outcome = try Self.check(["--config", file])
+        #expect(outcome.status == 1)
+        #expect(outcome.standardOutput.isEmpty)
+        let lines = outcome.standardError.split(separator: "\n").map(String.init)
+        #expect(lines.count == 11)
+        for line in lines {
+            // FILE:LINE: KEY: reason
+            let parts = line.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false)
+            #expect(parts.count == 4, "\(line)")
+            #expect(parts.first.map(String.init) == file)
+            #expect(Int(parts[1]) != nil, "\(line)")
+            #expect(parts[2].hasPrefix(" ") && !parts[2].dropFirst().contains(" "), "\(line)")
+            #expect(parts[3].hasPrefix(" ") && parts[3].count > 1, "\(line)")
+        }
+        #expect(
+            lines.contains(
+                "\(file):32: domains[2].ssl: ssl: auto cannot be used on the wildcard \"*.example.com\": wildcard names cannot use HTTP-01 (nor TLS-ALPN-01) validation; import a certificate and use ssl: manual"
+            )
+        )
+        let lineNumbers = lines.compactMap { Int($0.split(separator: ":")[1]) }
+        #expect(lineNumbers == lineNumbers.sorted())
+    }
+
+    @Test func missingFileFailsWithAProblemLine() throws {
+        try #require(
+            FileManager.default.isExecutableFile(atPath: Self.binary.path),
+            "build first: swift build --build-tests"
+        )
+        let outcome = try Self.check(["--config", "Configs/does-not-exist.yaml"])
+        #expect(outcome.status == 1)
+        #expect(outcome.standardError == "Configs/does-not-exist.yaml:0: (file): cannot read the file: no such file\n")
+    }
+}
