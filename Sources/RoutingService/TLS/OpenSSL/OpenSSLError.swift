@@ -71,8 +71,10 @@ public struct OpenSSLError: Error, Sendable, CustomStringConvertible {
     }
 
     /// The most telling words about the failure: OpenSSL's last reason, else our detail, else the code.
+    /// A refused SNI is the exception: OpenSSL only says "callback failed", our detail names the name.
     public var reason: String {
-        reasons.last ?? detail ?? code.description
+        if code == .unrecognizedServerName, let detail { return detail }
+        return reasons.last ?? detail ?? code.description
     }
 
     public var description: String {

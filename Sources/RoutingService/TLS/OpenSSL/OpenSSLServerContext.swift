@@ -73,6 +73,9 @@ public final class OpenSSLServerContext: @unchecked Sendable {
                 throw OpenSSLError.draining(.invalidCertificateChain, detail: "chain certificate refused")
             }
         }
+        guard X509_check_private_key(chain[0], key) == 1 else {
+            throw OpenSSLError.draining(.privateKeyMismatch)
+        }
         guard SSL_CTX_use_PrivateKey(context, key) == 1 else {
             throw OpenSSLError.draining(.invalidPrivateKey, detail: "key refused")
         }
