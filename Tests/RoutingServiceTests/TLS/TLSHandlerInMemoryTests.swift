@@ -217,6 +217,23 @@ struct TLSHandlerInMemoryTests {
         try pair.finish()
     }
 
+    @Test func clientStallingMidClientHelloIsClosedAfterTheHandshakeTimeout() throws {
+        let pair = try BackToBackTLS(
+            front: front, clientContext: clientContext, serverName: "app.example.com",
+            serverConfiguration: .init(handshakeTimeout: .milliseconds(300))
+        )
+        try pair.activateServer()
+        _ = pair.client.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 443))
+        let hello = try #require(try pair.client.readOutbound(as: ByteBuffer.self))
+        let half = hello.getSlice(at: hello.readerIndex, length: hello.readableBytes / 2)!
+        try pair.server.writeInbound(half)
+        #expect(try pair.server.readOutbound(as: ByteBuffer.self) == nil)
+        pair.loop.advanceTime(by: .milliseconds(300))
+        #expect(!pair.server.isActive)
+        #expect(pair.serverLogs.contains("timed out after 300ms"))
+        try pair.finish()
+    }
+
     @Test func bufferedPlaintextIsBounded() throws {
         let pair = try BackToBackTLS(
             front: front, clientContext: clientContext, serverName: "app.example.com",
