@@ -1,0 +1,306 @@
+internal import COpenSSL
+import NIOCore
+
+/// Result of a handshake step.
+public enum OpenSSLHandshakeResult: Sendable {
+    case complete
+    /// OpenSSL needs more ciphertext from the peer.
+    case wantsMoreInput
+    case failed(OpenSSLError)
+}
+
+/// Result of decrypting what the peer sent so far; the plaintext is appended to the caller's buffer.
+public enum OpenSSLReadResult: Sendable {
+    case wantsMoreInput
+    /// The peer sent `close_notify`: it will send nothing more.
+    case closeNotifyReceived
+    case failed(OpenSSLError)
+}
+
+public enum OpenSSLWriteResult: Sendable {
+    case complete
+    case failed(OpenSSLError)
+}
+
+public enum OpenSSLShutdownResult: Sendable {
+    /// Our `close_notify` is in the outbound ciphertext; the peer's has not arrived.
+    case closeNotifySent
+    /// Both sides' `close_notify` are done.
+    case complete
+    case failed(OpenSSLError)
+}
+
+/// One TLS connection (`SSL*`) over two memory BIOs: ciphertext goes in with `feed`, comes out with
+/// `takeCiphertext`; OpenSSL never touches a socket. Lives on one event loop (not `Sendable`).
+public final class OpenSSLConnection {
+    public enum Role: Sendable {
+        case server
+        case client
+    }
+
+    public let role: Role
+    private let ssl: OpaquePointer
+    /// Owned by `ssl` (SSL_set_bio / SSL_set0_*bio); replaced when idle after a large burst.
+    private var readBIO: OpaquePointer
+    private var writeBIO: OpaquePointer
+    private var readBIONeedsRelease = false
+    private var writeBIONeedsRelease = false
+    /// Retained for as long as `ssl` points at their `SSL_CTX` (their callbacks take them unretained).
+    private let front: OpenSSLFrontContext?
+    private let clientContext: OpenSSLClientContext?
+    public private(set) var serverContext: OpenSSLServerContext?
+    /// Why the servername callback refused the handshake, when it did.
+    public private(set) var serverNameRefusal: String?
+
+    /// A memory BIO holding more than this after a burst is replaced once drained, so an idle
+    /// connection does not keep its largest burst allocated.
+    private static let idleBIOLimit = 16 * 1024
+
+    /// A server connection starting on `front`; the SNI picks the certificate context.
+    public static func server(front: OpenSSLFrontContext) throws(OpenSSLError) -> OpenSSLConnection {
+        let connection = try OpenSSLConnection(role: .server, context: front.context, front: front, client: nil)
+        SSL_set_accept_state(connection.ssl)
+        return connection
+    }
+
+    /// A client connection; `serverName` is sent as SNI and, when the context verifies, checked against
+    /// the certificate. `resuming` offers a session from an earlier connection.
+    public static func client(
+        context: OpenSSLClientContext,
+        serverName: String?,
+        resuming session: OpenSSLSession? = nil
+    ) throws(OpenSSLError) -> OpenSSLConnection {
+        let connection = try OpenSSLConnection(role: .client, context: context.context, front: nil, client: context)
+        let ssl = connection.ssl
+        SSL_set_connect_state(ssl)
+        if let serverName {
+            guard CO_SSL_set_tlsext_host_name(ssl, serverName) == 1 else {
+                throw OpenSSLError.draining(.connectionSetupFailed, detail: "SNI \(serverName)")
+            }
+            if context.verifiesPeer, SSL_set1_host(ssl, serverName) != 1 {
+                throw OpenSSLError.draining(.connectionSetupFailed, detail: "host name check for \(serverName)")
+            }
+        }
+        if !context.alpnWireFormat.isEmpty {
+            // SSL_set_alpn_protos returns 0 on success.
+            let failed = context.alpnWireFormat.withUnsafeBufferPointer {
+                SSL_set_alpn_protos(ssl, $0.baseAddress, UInt32($0.count))
+            }
+            if failed != 0 { throw OpenSSLError.draining(.connectionSetupFailed, detail: "ALPN list") }
+        }
+        if let session, SSL_set_session(ssl, session.session) != 1 {
+            throw OpenSSLError.draining(.connectionSetupFailed, detail: "session to resume")
+        }
+        return connection
+    }
+
+    private init(
+        role: Role,
+        context: OpaquePointer,
+        front: OpenSSLFrontContext?,
+        client: OpenSSLClientContext?
+    ) throws(OpenSSLError) {
+        OpenSSLError.clearErrorQueue()
+        guard let ssl = SSL_new(context) else { throw OpenSSLError.draining(.connectionSetupFailed, detail: "SSL_new") }
+        guard let readBIO = Self.makeMemoryBIO() else {
+            SSL_free(ssl)
+            throw OpenSSLError.draining(.connectionSetupFailed, detail: "read BIO")
+        }
+        guard let writeBIO = Self.makeMemoryBIO() else {
+            BIO_free(readBIO)
+            SSL_free(ssl)
+            throw OpenSSLError.draining(.connectionSetupFailed, detail: "write BIO")
+        }
+        SSL_set_bio(ssl, readBIO, writeBIO)
+        self.role = role
+        self.ssl = ssl
+        self.readBIO = readBIO
+        self.writeBIO = writeBIO
+        self.front = front
+        self.clientContext = client
+        // The one back-pointer C callbacks use; `self` owns `ssl`, so it outlives every callback.
+        SSL_set_ex_data(ssl, connectionExDataIndex, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    deinit {
+        SSL_free(ssl)  // frees both BIOs too
+    }
+
+    /// The one way back from an `SSL*` in a C callback to the connection that owns it.
+    static func owning(_ ssl: OpaquePointer) -> OpenSSLConnection? {
+        SSL_get_ex_data(ssl, connectionExDataIndex).map {
+            Unmanaged<OpenSSLConnection>.fromOpaque($0).takeUnretainedValue()
+        }
+    }
+
+    // MARK: Ciphertext in and out
+
+    /// Hands ciphertext from the peer to OpenSSL (all of it; a memory BIO always accepts).
+    public func feed(_ ciphertext: ByteBuffer) {
+        guard ciphertext.readableBytes > 0 else { return }
+        ciphertext.withUnsafeReadableBytes { bytes in
+            var written = 0
+            _ = BIO_write_ex(readBIO, bytes.baseAddress, bytes.count, &written)
+        }
+        if CO_BIO_ctrl_pending(readBIO) > Self.idleBIOLimit { readBIONeedsRelease = true }
+    }
+
+    /// Ciphertext OpenSSL produced (handshake messages, records, alerts), all at once; nil when none.
+    public func takeCiphertext(allocator: ByteBufferAllocator) -> ByteBuffer? {
+        let pending = CO_BIO_ctrl_pending(writeBIO)
+        guard pending > 0 else { return nil }
+        var buffer = allocator.buffer(capacity: pending)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: pending) { target in
+            var read = 0
+            _ = BIO_read_ex(writeBIO, target.baseAddress, pending, &read)
+            return read
+        }
+        if pending > Self.idleBIOLimit { writeBIONeedsRelease = true }
+        releaseDrainedBIOs()
+        return buffer
+    }
+
+    public var hasPendingCiphertext: Bool { CO_BIO_ctrl_pending(writeBIO) > 0 }
+
+    // MARK: TLS operations
+
+    public func handshake() -> OpenSSLHandshakeResult {
+        OpenSSLError.clearErrorQueue()
+        let result = SSL_do_handshake(ssl)
+        if result == 1 { return .complete }
+        switch SSL_get_error(ssl, result) {
+        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
+            return .wantsMoreInput
+        default:
+            if let refusal = serverNameRefusal {
+                return .failed(.draining(.unrecognizedServerName, detail: refusal))
+            }
+            return .failed(.draining(.handshakeFailed))
+        }
+    }
+
+    /// Decrypts everything fed so far, appending the plaintext to `plaintext`.
+    public func read(into plaintext: inout ByteBuffer) -> OpenSSLReadResult {
+        defer { releaseDrainedBIOs() }
+        while true {
+            OpenSSLError.clearErrorQueue()
+            var outcome: Int32 = 1
+            var readBytes = 0
+            plaintext.writeWithUnsafeMutableBytes(minimumWritableBytes: 16 * 1024) { target in
+                outcome = SSL_read_ex(ssl, target.baseAddress, target.count, &readBytes)
+                return outcome == 1 ? readBytes : 0
+            }
+            if outcome == 1 { continue }
+            switch SSL_get_error(ssl, outcome) {
+            case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
+                return .wantsMoreInput
+            case SSL_ERROR_ZERO_RETURN:
+                return .closeNotifyReceived
+            default:
+                return .failed(.draining(.readFailed))
+            }
+        }
+    }
+
+    /// Encrypts `plaintext` into records (up to 16 KiB each) waiting in the outbound ciphertext.
+    public func write(_ plaintext: ByteBuffer) -> OpenSSLWriteResult {
+        guard plaintext.readableBytes > 0 else { return .complete }
+        OpenSSLError.clearErrorQueue()
+        var written = 0
+        let outcome = plaintext.withUnsafeReadableBytes { bytes in
+            SSL_write_ex(ssl, bytes.baseAddress, bytes.count, &written)
+        }
+        guard outcome == 1 else { return .failed(.draining(.writeFailed)) }
+        return .complete
+    }
+
+    /// Queues our `close_notify`. Only after the handshake completed.
+    public func shutdown() -> OpenSSLShutdownResult {
+        OpenSSLError.clearErrorQueue()
+        switch SSL_shutdown(ssl) {
+        case 1: return .complete
+        case 0: return .closeNotifySent
+        default: return .failed(.draining(.shutdownFailed))
+        }
+    }
+
+    // MARK: Facts about the connection
+
+    /// The SNI (as the client sent it, lower-cased); nil when none.
+    public var serverName: String? {
+        CO_SSL_get_servername(ssl).map { String(cString: $0).lowercased() }
+    }
+
+    public var negotiatedALPN: String? {
+        var data: UnsafePointer<UInt8>?
+        var length: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &data, &length)
+        guard let data, length > 0 else { return nil }
+        return String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
+    }
+
+    /// `TLSv1.3`, `TLSv1.2`.
+    public var protocolVersion: String {
+        String(cString: SSL_get_version(ssl))
+    }
+
+    public var sessionReused: Bool { SSL_session_reused(ssl) == 1 }
+
+    /// The subject of the certificate the peer presented (`/CN=…`); nil when none.
+    public var peerCertificateSubject: String? {
+        guard let certificate = SSL_get1_peer_certificate(ssl) else { return nil }
+        defer { X509_free(certificate) }
+        return PEMReader.subjectLine(of: certificate)
+    }
+
+    /// The session to offer on a later connection (client side; TLS 1.3 tickets arrive after the handshake).
+    public var session: OpenSSLSession? {
+        SSL_get1_session(ssl).map { OpenSSLSession(taking: $0) }
+    }
+
+    // MARK: SNI
+
+    /// Called from the servername callback: moves `ssl` to the certificate context for the SNI.
+    func switchToContextForServerName() -> Bool {
+        let requested = serverName
+        guard let front, let chosen = front.context(forServerName: requested) else {
+            serverNameRefusal = requested.map { "no certificate for \($0)" } ?? "no SNI and no default certificate"
+            return false
+        }
+        guard SSL_set_SSL_CTX(ssl, chosen.context) != nil else {
+            serverNameRefusal = "could not switch to the certificate for \(requested ?? "the default")"
+            return false
+        }
+        serverContext = chosen
+        return true
+    }
+
+    // MARK: Memory BIOs
+
+    private static func makeMemoryBIO() -> OpaquePointer? {
+        guard let bio = BIO_new(BIO_s_mem()) else { return nil }
+        // An empty BIO means "no data yet" (retry), not end of file.
+        _ = CO_BIO_set_mem_eof_return(bio, -1)
+        return bio
+    }
+
+    /// A memory BIO never shrinks; once empty after a large burst, swap in a fresh one.
+    private func releaseDrainedBIOs() {
+        if readBIONeedsRelease, CO_BIO_ctrl_pending(readBIO) == 0, let fresh = Self.makeMemoryBIO() {
+            SSL_set0_rbio(ssl, fresh)  // frees the old one
+            readBIO = fresh
+            readBIONeedsRelease = false
+        }
+        if writeBIONeedsRelease, CO_BIO_ctrl_pending(writeBIO) == 0, let fresh = Self.makeMemoryBIO() {
+            SSL_set0_wbio(ssl, fresh)
+            writeBIO = fresh
+            writeBIONeedsRelease = false
+        }
+    }
+}
+
+@available(*, unavailable)
+extension OpenSSLConnection: Sendable {}
+
+/// The `SSL` ex_data slot holding the owning `OpenSSLConnection` (allocated once per process).
+private let connectionExDataIndex: Int32 = CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, nil, nil, nil, nil)

@@ -1,0 +1,14 @@
+import Logging
+import NIOCore
+
+extension ChannelPipeline.SynchronousOperations {
+    /// Adds a server `TLSHandler` starting on `front` (certificate chosen by SNI); handlers added
+    /// after it see plaintext and a `TLSHandshakeCompletedEvent` first.
+    public func addTLSServerHandler(
+        front: OpenSSLFrontContext,
+        configuration: TLSHandler.Configuration = TLSHandler.Configuration(),
+        logger: Logger
+    ) throws {
+        try addHandler(TLSHandler(serverFront: front, configuration: configuration, logger: logger))
+    }
+}

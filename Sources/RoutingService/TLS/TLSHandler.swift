@@ -1,0 +1,421 @@
+import Logging
+import NIOCore
+
+/// TLS over a byte channel: ciphertext below, plaintext above, OpenSSL (through `OpenSSLConnection`)
+/// doing the work in memory. Server side the certificate is chosen by SNI (`OpenSSLFrontContext`).
+///
+/// - Fires `TLSHandshakeCompletedEvent` inbound once the handshake is done, before any plaintext.
+/// - Holds writes until the handshake completes; each flush encrypts every flushed write at once
+///   (small writes coalesced into one record) and writes the ciphertext in one go.
+/// - Closes a peer that does not finish its handshake within `handshakeTimeout`, with a log line.
+/// - On close sends `close_notify`; answers the peer's `close_notify` and closes.
+/// - Bad input: OpenSSL's alert is flushed, the error fired, the channel closed, a log line says why.
+public final class TLSHandler: ChannelDuplexHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    public struct Configuration: Sendable {
+        /// From channel active to handshake complete.
+        public var handshakeTimeout: TimeAmount
+        /// How long a close waits for our `close_notify` (or alert) to be written before closing anyway.
+        public var closeTimeout: TimeAmount
+        /// Plaintext held while waiting for the handshake or a flush; a write beyond it fails.
+        public var maximumBufferedPlaintextBytes: Int
+
+        public init(
+            handshakeTimeout: TimeAmount = .seconds(10),
+            closeTimeout: TimeAmount = .seconds(3),
+            maximumBufferedPlaintextBytes: Int = 1 << 20
+        ) {
+            self.handshakeTimeout = handshakeTimeout
+            self.closeTimeout = closeTimeout
+            self.maximumBufferedPlaintextBytes = maximumBufferedPlaintextBytes
+        }
+
+        /// With the gateway's `timeouts.handshake`.
+        public init(handshakeTimeout: Duration) {
+            self.init(handshakeTimeout: TimeAmount(handshakeTimeout))
+        }
+    }
+
+    private struct PendingWrite {
+        var plaintext: ByteBuffer
+        var promise: EventLoopPromise<Void>?
+    }
+
+    /// Small writes are copied together up to this size so head and body share a record.
+    private static let coalescingLimit = 16 * 1024
+
+    private let connection: OpenSSLConnection
+    private let configuration: Configuration
+    private var logger: Logger
+    private var stateMachine = TLSHandlerStateMachine()
+    private var pendingWrites = MarkedCircularBuffer<PendingWrite>(initialCapacity: 4)
+    private var pendingPlaintextBytes = 0
+    private var handshakeTimeout: Scheduled<Void>?
+    private var closeTimeout: Scheduled<Void>?
+    private var closePromise: EventLoopPromise<Void>?
+    private var closeMode: CloseMode = .all
+    private var closeIssued = false
+    private var deliveredPlaintextThisRead = false
+    private var peer = "unknown peer"
+
+    /// A server handler: the handshake starts on `front`, whose SNI callback picks the certificate.
+    public convenience init(
+        serverFront front: OpenSSLFrontContext,
+        configuration: Configuration = Configuration(),
+        logger: Logger
+    ) throws(OpenSSLError) {
+        self.init(connection: try .server(front: front), configuration: configuration, logger: logger)
+    }
+
+    /// A client handler: sends `serverName` as SNI (checked against the certificate when `context` verifies).
+    public convenience init(
+        clientContext context: OpenSSLClientContext,
+        serverName: String?,
+        resuming session: OpenSSLSession? = nil,
+        configuration: Configuration = Configuration(),
+        logger: Logger
+    ) throws(OpenSSLError) {
+        self.init(
+            connection: try .client(context: context, serverName: serverName, resuming: session),
+            configuration: configuration,
+            logger: logger
+        )
+    }
+
+    init(connection: OpenSSLConnection, configuration: Configuration, logger: Logger) {
+        self.connection = connection
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    // MARK: Facts (event loop only)
+
+    /// The subject of the peer's certificate (`/CN=…`), once the handshake is done.
+    public var peerCertificateSubject: String? { connection.peerCertificateSubject }
+
+    /// The session to resume on a later client connection.
+    public var session: OpenSSLSession? { connection.session }
+
+    // MARK: Lifecycle
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { activate(context: context) }
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        cancelTimers()
+        failPendingWrites(ChannelError.ioOnClosedChannel)
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        activate(context: context)
+        context.fireChannelActive()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        cancelTimers()
+        if case .failPendingWrites(let duringHandshake) = stateMachine.channelInactive() {
+            if duringHandshake {
+                logger.debug("TLS peer \(peer) closed the connection before completing the handshake")
+                failPendingWrites(TLSHandlerError.closedDuringHandshake)
+            } else {
+                failPendingWrites(ChannelError.ioOnClosedChannel)
+            }
+        }
+        if let closePromise {
+            self.closePromise = nil
+            closePromise.succeed()
+        }
+        context.fireChannelInactive()
+    }
+
+    private func activate(context: ChannelHandlerContext) {
+        guard stateMachine.channelActive() == .beginHandshake else { return }
+        peer = Self.describe(context.channel.remoteAddress)
+        logger[metadataKey: "tls.peer"] = "\(peer)"
+        handshakeTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.handshakeTimeout) {
+            self.handshakeTimedOut(context: context)
+        }
+        if connection.role == .client { continueHandshake(context: context) }
+    }
+
+    // MARK: Inbound
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let ciphertext = unwrapInboundIn(data)
+        switch stateMachine.ciphertextReceived() {
+        case .discard:
+            return
+        case .continueHandshake:
+            connection.feed(ciphertext)
+            continueHandshake(context: context)
+        case .decrypt:
+            connection.feed(ciphertext)
+            decrypt(context: context)
+        }
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        // Nothing reached the handlers above (handshake bytes, a partial record): they may be waiting
+        // for data before asking to read, so ask on their behalf or the connection stalls.
+        let askForMore = !deliveredPlaintextThisRead
+            && (stateMachine.state == .handshaking || stateMachine.state == .active)
+        deliveredPlaintextThisRead = false
+        context.fireChannelReadComplete()
+        if askForMore { context.read() }
+    }
+
+    private func continueHandshake(context: ChannelHandlerContext) {
+        switch connection.handshake() {
+        case .wantsMoreInput:
+            writeCiphertext(context: context)
+        case .failed(let error):
+            handshakeFailed(context: context, error: error)
+        case .complete:
+            writeCiphertext(context: context)
+            guard stateMachine.handshakeCompleted() == .announceAndDrainPending else { return }
+            handshakeTimeout?.cancel()
+            handshakeTimeout = nil
+            let event = TLSHandshakeCompletedEvent(
+                serverName: connection.serverName,
+                alpnProtocol: connection.negotiatedALPN,
+                protocolVersion: connection.protocolVersion,
+                sessionReused: connection.sessionReused
+            )
+            logger.debug(
+                "TLS handshake completed with \(peer)",
+                metadata: [
+                    "tls.sni": "\(event.serverName ?? "-")", "tls.alpn": "\(event.alpnProtocol ?? "-")",
+                    "tls.version": "\(event.protocolVersion)", "tls.resumed": "\(event.sessionReused)",
+                ]
+            )
+            context.fireUserInboundEventTriggered(event)
+            if pendingWrites.hasMark, stateMachine.flush() == .encryptFlushedWrites {
+                encryptFlushedWrites(context: context)
+            }
+            // Application data may have arrived with the handshake's last flight.
+            if stateMachine.state == .active { decrypt(context: context) }
+        }
+    }
+
+    private func decrypt(context: ChannelHandlerContext) {
+        var plaintext = context.channel.allocator.buffer(capacity: 0)
+        let result = connection.read(into: &plaintext)
+        if plaintext.readableBytes > 0 {
+            deliveredPlaintextThisRead = true
+            context.fireChannelRead(wrapInboundOut(plaintext))
+        }
+        switch result {
+        case .wantsMoreInput:
+            // Reading can produce output too (a TLS 1.3 key update answer).
+            writeCiphertext(context: context)
+        case .closeNotifyReceived:
+            guard stateMachine.closeNotifyReceived() == .answerAndClose else { return }
+            logger.debug("TLS peer \(peer) sent close_notify")
+            failPendingWrites(ChannelError.ioOnClosedChannel)
+            _ = connection.shutdown()
+            flushThenClose(context: context, mode: .all, promise: nil)
+        case .failed(let error):
+            guard stateMachine.readFailed() == .sendAlertAndClose else { return }
+            logger.info("TLS connection from \(peer) failed: \(error.reason)", metadata: ["tls.error": "\(error)"])
+            context.fireErrorCaught(error)
+            failPendingWrites(error)
+            flushThenClose(context: context, mode: .all, promise: nil)
+        }
+    }
+
+    private func handshakeFailed(context: ChannelHandlerContext, error: OpenSSLError) {
+        guard stateMachine.handshakeFailed() == .sendAlertAndClose else { return }
+        handshakeTimeout?.cancel()
+        handshakeTimeout = nil
+        let verb = error.code == .unrecognizedServerName ? "refused" : "failed"
+        logger.info("TLS handshake \(verb) from \(peer): \(error.reason)", metadata: ["tls.error": "\(error)"])
+        context.fireErrorCaught(error)
+        failPendingWrites(error)
+        flushThenClose(context: context, mode: .all, promise: nil)
+    }
+
+    private func handshakeTimedOut(context: ChannelHandlerContext) {
+        handshakeTimeout = nil
+        guard stateMachine.handshakeTimedOut() == .closeForTimeout else { return }
+        let error = TLSHandlerError.handshakeTimedOut(after: configuration.handshakeTimeout)
+        logger.info("TLS handshake from \(peer) timed out after \(configuration.handshakeTimeout.nanoseconds / 1_000_000)ms")
+        context.fireErrorCaught(error)
+        failPendingWrites(error)
+        context.close(promise: nil)
+    }
+
+    // MARK: Outbound
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let plaintext = unwrapOutboundIn(data)
+        switch stateMachine.write() {
+        case .fail:
+            promise?.fail(ChannelError.ioOnClosedChannel)
+        case .buffer:
+            let limit = configuration.maximumBufferedPlaintextBytes
+            guard pendingPlaintextBytes + plaintext.readableBytes <= limit else {
+                promise?.fail(TLSHandlerError.tooMuchBufferedPlaintext(limit: limit))
+                return
+            }
+            pendingPlaintextBytes += plaintext.readableBytes
+            pendingWrites.append(PendingWrite(plaintext: plaintext, promise: promise))
+        }
+    }
+
+    public func flush(context: ChannelHandlerContext) {
+        if !pendingWrites.isEmpty { pendingWrites.mark() }
+        switch stateMachine.flush() {
+        case .encryptFlushedWrites: encryptFlushedWrites(context: context)
+        case .waitForHandshake, .none: break
+        }
+    }
+
+    public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        guard mode != .input else {
+            context.close(mode: mode, promise: promise)
+            return
+        }
+        switch stateMachine.closeRequested() {
+        case .closeNow:
+            cancelTimers()
+            failPendingWrites(ChannelError.ioOnClosedChannel)
+            context.close(mode: mode, promise: promise)
+        case .joinPendingClose:
+            joinClose(promise)
+        case .sendCloseNotifyAndClose:
+            failPendingWrites(ChannelError.ioOnClosedChannel)
+            if case .failed(let error) = connection.shutdown() {
+                logger.debug("TLS shutdown with \(peer) failed: \(error)")
+            }
+            flushThenClose(context: context, mode: mode, promise: promise)
+        }
+    }
+
+    /// Encrypts every write up to the flush mark (small ones copied together so they share records)
+    /// and writes the ciphertext once; the writes' promises complete with that one write.
+    private func encryptFlushedWrites(context: ChannelHandlerContext) {
+        var promises: [EventLoopPromise<Void>] = []
+        var coalesced: ByteBuffer?
+        var failure: OpenSSLError?
+
+        func encrypt(_ plaintext: ByteBuffer) {
+            guard failure == nil else { return }
+            if case .failed(let error) = connection.write(plaintext) { failure = error }
+        }
+
+        while pendingWrites.hasMark, let write = pendingWrites.popFirst() {
+            pendingPlaintextBytes -= write.plaintext.readableBytes
+            if let promise = write.promise { promises.append(promise) }
+            if write.plaintext.readableBytes >= Self.coalescingLimit {
+                if let pending = coalesced.take() { encrypt(pending) }
+                encrypt(write.plaintext)
+            } else {
+                var plaintext = write.plaintext
+                if coalesced == nil { coalesced = context.channel.allocator.buffer(capacity: Self.coalescingLimit) }
+                coalesced!.writeBuffer(&plaintext)
+                if coalesced!.readableBytes >= Self.coalescingLimit, let pending = coalesced.take() { encrypt(pending) }
+            }
+        }
+        if let pending = coalesced.take() { encrypt(pending) }
+
+        if let failure {
+            promises.forEach { $0.fail(failure) }
+            logger.info("TLS write to \(peer) failed: \(failure.reason)", metadata: ["tls.error": "\(failure)"])
+            context.fireErrorCaught(failure)
+            if stateMachine.readFailed() == .sendAlertAndClose {
+                flushThenClose(context: context, mode: .all, promise: nil)
+            }
+            return
+        }
+        writeCiphertext(context: context, promise: Self.combine(promises, on: context.eventLoop))
+    }
+
+    /// Writes and flushes whatever ciphertext OpenSSL produced.
+    private func writeCiphertext(context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
+        guard let ciphertext = connection.takeCiphertext(allocator: context.channel.allocator) else {
+            promise?.succeed()
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(ciphertext), promise: promise)
+    }
+
+    /// Flushes the last ciphertext (`close_notify` or an alert), then closes once it is written, or
+    /// after `closeTimeout` when the peer does not read.
+    private func flushThenClose(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        closeMode = mode
+        joinClose(promise)
+        guard let ciphertext = connection.takeCiphertext(allocator: context.channel.allocator) else {
+            finishClose(context: context)
+            return
+        }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(ciphertext), promise: written)
+        written.futureResult.assumeIsolated().whenComplete { _ in self.finishClose(context: context) }
+        if !closeIssued {
+            closeTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.closeTimeout) {
+                self.finishClose(context: context)
+            }
+        }
+    }
+
+    private func finishClose(context: ChannelHandlerContext) {
+        guard !closeIssued else { return }
+        closeIssued = true
+        closeTimeout?.cancel()
+        closeTimeout = nil
+        let promise = closePromise
+        closePromise = nil
+        context.close(mode: closeMode, promise: promise)
+    }
+
+    private func joinClose(_ promise: EventLoopPromise<Void>?) {
+        guard let promise else { return }
+        if let closePromise {
+            closePromise.futureResult.cascade(to: promise)
+        } else {
+            closePromise = promise
+        }
+    }
+
+    // MARK: Helpers
+
+    private func failPendingWrites(_ error: any Error) {
+        while let write = pendingWrites.popFirst() {
+            write.promise?.fail(error)
+        }
+        pendingPlaintextBytes = 0
+    }
+
+    private func cancelTimers() {
+        handshakeTimeout?.cancel()
+        handshakeTimeout = nil
+        closeTimeout?.cancel()
+        closeTimeout = nil
+    }
+
+    private static func combine(_ promises: [EventLoopPromise<Void>], on eventLoop: any EventLoop)
+        -> EventLoopPromise<Void>?
+    {
+        guard promises.count > 1 else { return promises.first }
+        let combined = eventLoop.makePromise(of: Void.self)
+        for promise in promises { combined.futureResult.cascade(to: promise) }
+        return combined
+    }
+
+    /// `127.0.0.1:5555` / `[::1]:5555` for log lines.
+    private static func describe(_ address: SocketAddress?) -> String {
+        guard let address else { return "unknown peer" }
+        guard let ip = address.ipAddress else { return "\(address)" }
+        let port = address.port.map(String.init) ?? "?"
+        if case .v6 = address { return "[\(ip)]:\(port)" }
+        return "\(ip):\(port)"
+    }
+}
+
+@available(*, unavailable)
+extension TLSHandler: Sendable {}
