@@ -8,7 +8,7 @@ let strictSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "edge-router",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "edge-router", targets: ["edge-router"]),
         .library(name: "RoutingService", targets: ["RoutingService"]),
