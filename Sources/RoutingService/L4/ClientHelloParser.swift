@@ -79,8 +79,13 @@ public struct ClientHelloParser: Sendable {
                 return .malformed(.init("record of \(length) bytes is longer than 16384"))
             }
             sawRecord = true
-            guard pending.count - offset - Self.recordHeaderSize >= length else { return .needMoreData }
             let start = offset + Self.recordHeaderSize
+            guard pending.count - start >= length else {
+                // Refuse a wrong or oversized handshake header as soon as it shows, not after 16 KiB.
+                guard handshake.count < 4 else { return .needMoreData }  // checked when it was complete
+                let header = handshake + pending[start...].prefix(min(length, 4 - handshake.count))
+                return header.count == 4 ? (checkHeader(header) ?? .needMoreData) : .needMoreData
+            }
             handshake.append(contentsOf: pending[start..<start + length])
             offset = start + length
             if let result = parseHandshake() { return result }
@@ -88,15 +93,22 @@ public struct ClientHelloParser: Sendable {
     }
 
     /// nil while the ClientHello message is still incomplete.
-    private func parseHandshake() -> ClientHelloParseResult? {
-        guard handshake.count >= 4 else { return nil }
-        guard handshake[0] == Self.clientHelloType else {
-            return .malformed(.init("first handshake message is of type \(handshake[0]), not ClientHello"))
+    /// The handshake message header (type and 24-bit length): nil when acceptable.
+    private func checkHeader(_ header: [UInt8]) -> ClientHelloParseResult? {
+        guard header[0] == Self.clientHelloType else {
+            return .malformed(.init("first handshake message is of type \(header[0]), not ClientHello"))
         }
-        let length = Int(handshake[1]) << 16 | Int(handshake[2]) << 8 | Int(handshake[3])
+        let length = Int(header[1]) << 16 | Int(header[2]) << 8 | Int(header[3])
         guard length <= maximumHandshakeSize else {
             return .malformed(.init("ClientHello of \(length) bytes is over the \(maximumHandshakeSize)-byte limit"))
         }
+        return nil
+    }
+
+    private func parseHandshake() -> ClientHelloParseResult? {
+        guard handshake.count >= 4 else { return nil }
+        if let refused = checkHeader(Array(handshake.prefix(4))) { return refused }
+        let length = Int(handshake[1]) << 16 | Int(handshake[2]) << 8 | Int(handshake[3])
         guard handshake.count >= 4 + length else {
             return nil
         }
