@@ -2,7 +2,7 @@ import Testing
 @testable import RoutingService
 
 /// A seeded generator so tie-breaking is checked deterministically.
-struct SplitMix64: RandomNumberGenerator {
+private struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
     mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15

@@ -185,6 +185,7 @@ extension TCPRelayConnectHandler: ChannelDuplexHandler, RemovableChannelHandler 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             clientInputClosed = true
+            record.noteEnd(.clientClosed)
         }
     }
 

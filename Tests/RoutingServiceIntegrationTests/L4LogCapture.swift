@@ -2,7 +2,7 @@ import Logging
 import Synchronization
 
 /// Keeps every log record in memory so tests can check that a line was written and what it said.
-final class LogCapture: Sendable {
+final class L4LogCapture: Sendable {
     struct Record: Sendable {
         var level: Logger.Level
         var message: String
@@ -28,7 +28,7 @@ final class LogCapture: Sendable {
     }
 
     private struct Handler: LogHandler {
-        let capture: LogCapture
+        let capture: L4LogCapture
         var metadata: Logger.Metadata = [:]
         var logLevel: Logger.Level = .debug
 
