@@ -23,6 +23,7 @@ final class TCPRelayConnectHandler {
     private var clientInputClosed = false
     private var failedInstances: Set<Int> = []
     private var lastConnectError: (any Error)?
+    private var upstreamChannel: (any Channel)?
 
     init(
         target: L4UpstreamTarget,
@@ -47,8 +48,6 @@ final class TCPRelayConnectHandler {
         }
         connectNext(context: context)
     }
-
-    private var upstreamChannel: (any Channel)?
 
     private func clientChannelClosed() {
         switch state {
