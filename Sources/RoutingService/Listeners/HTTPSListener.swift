@@ -1,0 +1,81 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+/// The TLS listener (default :443). Each connection is either terminated here (OpenSSL TLS handler,
+/// then the HTTP front) or, when its SNI names a domain on a non-HTTP port, passed through to the
+/// project balancer with its ClientHello untouched.
+public enum HTTPSListener {
+    public struct Dependencies: Sendable {
+        public var front: OpenSSLFrontContext
+        public var routes: RoutingTableStore<TLSListenerRoutes>
+        public var proxy: HTTPProxyRuntime
+        public var tls: TLSHandler.Configuration
+        public var sniPeek: SNIRouterConfiguration
+        public var listenerName: String
+        public var logger: Logger
+
+        public init(
+            front: OpenSSLFrontContext,
+            routes: RoutingTableStore<TLSListenerRoutes>,
+            proxy: HTTPProxyRuntime,
+            tls: TLSHandler.Configuration,
+            sniPeek: SNIRouterConfiguration,
+            listenerName: String,
+            logger: Logger
+        ) {
+            self.front = front
+            self.routes = routes
+            self.proxy = proxy
+            self.tls = tls
+            self.sniPeek = sniPeek
+            self.listenerName = listenerName
+            self.logger = logger
+        }
+    }
+
+    public static func bind(host: String, port: Int, dependencies: Dependencies) async throws -> any Channel {
+        try await ServerBootstrap(group: dependencies.proxy.eventLoopGroup)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try configure(channel: channel, dependencies: dependencies)
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+    }
+
+    static func configure(channel: any Channel, dependencies: Dependencies) throws {
+        let pipeline = channel.pipeline.syncOperations
+        let routes = dependencies.routes.snapshot
+        guard routes.hasPassthrough else {
+            try addTermination(to: pipeline, dependencies: dependencies)
+            return
+        }
+        try pipeline.addHandler(
+            SNIRouterHandler(
+                configuration: dependencies.sniPeek,
+                listenerName: dependencies.listenerName,
+                logger: dependencies.logger,
+                addTerminationHandlers: { pipeline in try addTermination(to: pipeline, dependencies: dependencies) },
+                decide: { routes.decide($0) }
+            )
+        )
+    }
+
+    private static func addTermination(
+        to pipeline: ChannelPipeline.SynchronousOperations,
+        dependencies: Dependencies
+    ) throws {
+        try pipeline.addTLSServerHandler(
+            front: dependencies.front,
+            configuration: dependencies.tls,
+            logger: dependencies.logger
+        )
+        try pipeline.configureHTTPFront(mode: .tls, runtime: dependencies.proxy)
+    }
+}
