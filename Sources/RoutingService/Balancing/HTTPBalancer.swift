@@ -7,6 +7,7 @@ public final class HTTPBalancer: Sendable {
     public let index: Int
     public let registry: UpstreamRegistry
     private let inFlightCounter = Atomic<Int>(0)
+    private let requestCounter = Atomic<Int>(0)
     private let policy = LeastBusyPolicy()
 
     public init(index: Int) {
@@ -16,7 +17,13 @@ public final class HTTPBalancer: Sendable {
 
     public var inFlight: Int { inFlightCounter.load(ordering: .relaxed) }
 
-    func requestStarted() { inFlightCounter.add(1, ordering: .relaxed) }
+    /// Requests this balancer has taken since start (for metrics and tests).
+    public var requestsHandled: Int { requestCounter.load(ordering: .relaxed) }
+
+    func requestStarted() {
+        inFlightCounter.add(1, ordering: .relaxed)
+        requestCounter.add(1, ordering: .relaxed)
+    }
 
     func requestFinished() { inFlightCounter.subtract(1, ordering: .relaxed) }
 

@@ -14,7 +14,7 @@ public final class HTTPProxyRuntime: Sendable {
     /// How long an instance that refused a connection is skipped (passive health).
     let markDownDuration: TimeAmount
     /// Built once from the group's loops and never changed: reading it needs no lock.
-    private let loopContexts: [ObjectIdentifier: NIOLoopBound<ProxyEventLoopContext>]
+    private let loopContexts: [ObjectIdentifier: LoopConfined<ProxyEventLoopContext>]
 
     public init(
         configuration: GatewayConfiguration,
@@ -33,9 +33,9 @@ public final class HTTPProxyRuntime: Sendable {
         self.markDownDuration = markDownDuration
         self.logger = logger
         self.accessLog = AccessLog(logger: logger)
-        var contexts: [ObjectIdentifier: NIOLoopBound<ProxyEventLoopContext>] = [:]
+        var contexts: [ObjectIdentifier: LoopConfined<ProxyEventLoopContext>] = [:]
         for loop in eventLoopGroup.makeIterator() {
-            contexts[ObjectIdentifier(loop)] = NIOLoopBound(ProxyEventLoopContext(eventLoop: loop), eventLoop: loop)
+            contexts[ObjectIdentifier(loop)] = LoopConfined(ProxyEventLoopContext(eventLoop: loop), eventLoop: loop)
         }
         self.loopContexts = contexts
     }

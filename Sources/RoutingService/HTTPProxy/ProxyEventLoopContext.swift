@@ -31,3 +31,20 @@ final class ProxyEventLoopContext {
         for pool in pools.values { pool.closeAll() }
     }
 }
+
+/// A value created off its event loop (at start) and used only on it afterwards. Unlike
+/// `NIOLoopBound`, it may be created anywhere; access is checked in debug builds.
+struct LoopConfined<Value: AnyObject>: @unchecked Sendable {
+    let eventLoop: any EventLoop
+    private let storage: Value
+
+    init(_ value: Value, eventLoop: any EventLoop) {
+        self.storage = value
+        self.eventLoop = eventLoop
+    }
+
+    var value: Value {
+        eventLoop.assertInEventLoop()
+        return storage
+    }
+}
