@@ -377,19 +377,24 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: WebSocket
 
-    /// After a `101` the connection is no longer HTTP: both pipelines lose their HTTP handlers and a
-    /// byte relay joins the client and the instance. The exchange counts as finished here.
-    private func upgrade(_ exchange: ProxyExchange, response head: HTTPResponseHead, connection: UpstreamConnection, context: ChannelHandlerContext) {
+    /// A `101` answered a WebSocket upgrade: pass it on. The pipelines change once the decoder has
+    /// delivered the end of that response (`switchToByteRelay`).
+    private func upgradeAccepted(_ exchange: ProxyExchange, response head: HTTPResponseHead, context: ChannelHandlerContext) {
         let response = ForwardingHeaders.response(
             head, requestMethod: exchange.clientHead.method, clientVersion: exchange.clientHead.version, clientWantsClose: false
         )
         exchange.response = response
         exchange.responseStatus = 101
+        context.writeAndFlush(wrapOutboundOut(.head(response.head)), promise: nil)
+    }
+
+    /// After a `101` the connection is no longer HTTP: both pipelines lose their HTTP handlers and a
+    /// byte relay joins the client and the instance. The exchange counts as finished here.
+    private func switchToByteRelay(_ exchange: ProxyExchange, connection: UpstreamConnection, context: ChannelHandlerContext) {
         exchange.connection = nil
         exchange.releaseCounts()
         record(exchange, note: nil)
         state = .closed
-        context.writeAndFlush(wrapOutboundOut(.head(response.head)), promise: nil)
 
         let clientPipeline = context.pipeline.syncOperations
         let clientChannel = context.channel
@@ -492,7 +497,7 @@ extension HTTPProxyHandler: UpstreamConnectionDelegate {
                 attemptFailed(exchange, .closedBeforeResponse(UnexpectedUpgradeError()), context: context)
                 return
             }
-            upgrade(exchange, response: head, connection: connection, context: context)
+            upgradeAccepted(exchange, response: head, context: context)
         case .head(let head) where head.status.code < 200:
             // 100 Continue and other informational answers pass through as they are.
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: head.status, headers: head.headers))), promise: nil)
@@ -512,6 +517,8 @@ extension HTTPProxyHandler: UpstreamConnectionDelegate {
         case .body(let buffer):
             exchange.responseBytes += buffer.readableBytes
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        case .end where exchange.responseStatus == 101:
+            switchToByteRelay(exchange, connection: connection, context: context)
         case .end(let trailers):
             responseFinished(exchange, trailers: trailers, context: context)
         }
