@@ -136,12 +136,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         // The request cannot be trusted past this point (no smuggling): answer and close.
-        let status: HTTPResponseStatus =
-            parserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
-        let reason =
-            parserError == .headerOverflow
-            ? "the request header section is larger than \(HTTPFrontConfiguration.maximumHeaderBytes / 1024) KiB"
-            : "malformed request (\(parserError))"
+        let status = parserError.responseStatus
+        let reason = parserError.clientReason
         writeLocalResponse(status: status, body: "\(status.code) \(status.reasonPhrase): \(reason)\n", close: true, headOnly: false, context: context)
         runtime.accessLog.record(
             AccessLogEntry(client: clientAddress, domain: nil, method: "-", path: "-", status: Int(status.code),
