@@ -174,6 +174,31 @@ import TestSupport
         }
     }
 
+    @Test func pipelinedRequestsAreAnsweredInOrderAndExpectContinuePassesThrough() async throws {
+        try await withProxy { proxy, _ in
+            let socket = try RawSocket(host: "127.0.0.1", port: proxy.port)
+            try socket.send(
+                "GET /slow?ms=300&first HTTP/1.1\r\nHost: app.test\r\n\r\n"
+                    + "GET /echo?second HTTP/1.1\r\nHost: app.test\r\n\r\n"
+                    + "GET /echo?third HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n"
+            )
+            let text = String(decoding: socket.receive().bytes, as: UTF8.self)
+            let first = try #require(text.range(of: "first"))
+            let second = try #require(text.range(of: "second"))
+            let third = try #require(text.range(of: "third"))
+            #expect(first.lowerBound < second.lowerBound && second.lowerBound < third.lowerBound)
+            #expect(text.components(separatedBy: "HTTP/1.1 200 OK").count == 4)
+
+            let output = try Shell.run("curl", [
+                "-s", "--max-time", "10", "-D", "-", "-H", "Host: app.test", "-H", "Expect: 100-continue",
+                "--data-binary", "hello", "\(proxy.url)/upload",
+            ]).output
+            #expect(output.hasPrefix("HTTP/1.1 100 Continue\r\n"))
+            #expect(output.contains("HTTP/1.1 200 OK"))
+            #expect(output.hasSuffix("\"bytes\":5}"))
+        }
+    }
+
     @Test func webSocketEchoRoundTrip() async throws {
         try await withProxy { proxy, _ in
             let socket = try RawSocket(host: "127.0.0.1", port: proxy.port)

@@ -76,7 +76,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 exchange.bufferedBody.append(part)
             }
         case (.discardingBody, .end):
-            requestAndResponseComplete(context: context)
+            prepareForNextRequest(context: context)
+            resumeReadingIfIdle(context: context)
         case (.discardingBody, .body), (.closed, _):
             break
         case (.idle, _), (.discardingBody, .head), (.proxying, .head):
@@ -312,8 +313,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.releaseCounts()
         exchange.responseStatus = Int(status.code)
         record(exchange, note: message)
-        let requestEnded = exchange.requestEnded
-        state = requestEnded ? .idle : .discardingBody
+        // State first: ending the response may hand us the next pipelined request at once.
+        if exchange.requestEnded && !closeAfterResponse {
+            prepareForNextRequest(context: context)
+        } else {
+            state = .discardingBody
+        }
         writeLocalResponse(
             status: status,
             body: "\(status.code) \(status.reasonPhrase): \(message)\n",
@@ -321,7 +326,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             headOnly: exchange.clientHead.method == .HEAD,
             context: context
         )
-        if requestEnded, !closeAfterResponse { requestAndResponseComplete(context: context) }
+        resumeReadingIfIdle(context: context)
     }
 
     /// The client went away or sent garbage mid-exchange: drop the instance connection, keep counts exact.
@@ -349,9 +354,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let chunked = exchange.response?.head.headers.contains(name: "transfer-encoding") ?? false
         // A response that ends before its request (an early answer) leaves the request body unframed: close.
         let close = closeAfterResponse || (exchange.response?.closeDelimited ?? true) || !exchange.requestEnded
-        state = close ? .closed : .idle
+        // State first: ending the response may hand us the next pipelined request at once.
+        if close {
+            state = .closed
+        } else {
+            prepareForNextRequest(context: context)
+        }
         endResponse(trailers: chunked ? trailers : nil, close: close, context: context)
-        if !close { requestAndResponseComplete(context: context) }
+        resumeReadingIfIdle(context: context)
     }
 
     private func record(_ exchange: ProxyExchange, note: String?) {
@@ -468,13 +478,17 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Both the request and its response are done: ready for the next request on this connection.
-    private func requestAndResponseComplete(context: ChannelHandlerContext) {
+    /// Called before the response end is written, because `HTTPServerPipelineHandler` delivers a
+    /// pipelined request from inside that write.
+    private func prepareForNextRequest(context: ChannelHandlerContext) {
         state = .idle
         context.triggerUserOutboundEvent(HTTPFrontTimeoutEvent.responseCompleted, promise: nil)
-        if pendingRead {
-            pendingRead = false
-            context.read()
-        }
+    }
+
+    private func resumeReadingIfIdle(context: ChannelHandlerContext) {
+        guard case .idle = state, pendingRead else { return }
+        pendingRead = false
+        context.read()
     }
 }
 
