@@ -130,3 +130,6 @@ server.on('upgrade', (req, socket, head) => {
 
 server.listen(port, host, () => { console.log(`instance ${instance} listening on ${host}:${port}`); });
 process.on('SIGTERM', () => process.exit(0));
+// Safety net: if the test process dies without stopping us (a crash), exit once we are orphaned.
+const parent = process.ppid;
+setInterval(() => { if (process.ppid !== parent) process.exit(0); }, 500).unref();
