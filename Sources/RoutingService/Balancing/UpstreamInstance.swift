@@ -1,0 +1,44 @@
+import NIOCore
+import Synchronization
+
+/// Live state of one instance endpoint inside one balancer: requests in flight and passive health.
+/// Shared by every event loop, so counters are atomics; the object lives in an `UpstreamRegistry`
+/// keyed by endpoint, which is what lets the counts survive a config reload.
+public final class UpstreamInstance: Sendable, CustomStringConvertible {
+    public let endpoint: ListenAddress
+    /// Resolved once for IP literals so connecting needs no resolver; nil for host names.
+    public let socketAddress: SocketAddress?
+    public let balancerIndex: Int
+    private let inFlightCounter = Atomic<Int>(0)
+    /// `NIODeadline.uptimeNanoseconds` until which the instance is skipped; 0 when healthy.
+    private let downUntilNanoseconds = Atomic<UInt64>(0)
+
+    public init(endpoint: ListenAddress, balancerIndex: Int) {
+        self.endpoint = endpoint
+        self.balancerIndex = balancerIndex
+        self.socketAddress = try? SocketAddress(ipAddress: endpoint.host, port: endpoint.port)
+    }
+
+    public var description: String { endpoint.description }
+
+    public var inFlight: Int { inFlightCounter.load(ordering: .relaxed) }
+
+    func requestStarted() { inFlightCounter.add(1, ordering: .relaxed) }
+
+    func requestFinished() { inFlightCounter.subtract(1, ordering: .relaxed) }
+
+    public func isAvailable(at now: NIODeadline) -> Bool {
+        now.uptimeNanoseconds >= downUntilNanoseconds.load(ordering: .relaxed)
+    }
+
+    /// Passive health: the instance refused a connection; skip it until `until`.
+    public func markDown(until: NIODeadline) {
+        downUntilNanoseconds.store(until.uptimeNanoseconds, ordering: .relaxed)
+    }
+
+    public func markUp() {
+        // Load first: a store on every response would bounce the cache line between event loops.
+        guard downUntilNanoseconds.load(ordering: .relaxed) != 0 else { return }
+        downUntilNanoseconds.store(0, ordering: .relaxed)
+    }
+}

@@ -1,0 +1,38 @@
+import Logging
+import NIOCore
+
+/// One access-log line per request, as structured swift-log metadata.
+struct AccessLogEntry {
+    var client: String?
+    var domain: String?
+    var method: String
+    var path: String
+    var status: Int
+    var bytes: Int
+    var instance: String?
+    var balancer: Int?
+    var start: NIODeadline
+    /// Why the request ended without a normal response (client abort, upstream error), if it did.
+    var note: String?
+}
+
+struct AccessLog: Sendable {
+    let logger: Logger
+
+    func record(_ entry: AccessLogEntry, end: NIODeadline = .now()) {
+        guard logger.logLevel <= .info else { return }
+        var metadata: Logger.Metadata = [
+            "client": .string(entry.client ?? "-"),
+            "domain": .string(entry.domain ?? "-"),
+            "method": .string(entry.method),
+            "path": .string(entry.path),
+            "status": .stringConvertible(entry.status),
+            "bytes": .stringConvertible(entry.bytes),
+            "instance": .string(entry.instance ?? "-"),
+            "balancer": .string(entry.balancer.map(String.init) ?? "-"),
+            "duration_ms": .stringConvertible(Double((end - entry.start).nanoseconds) / 1_000_000),
+        ]
+        if let note = entry.note { metadata["note"] = .string(note) }
+        logger.info("request", metadata: metadata)
+    }
+}

@@ -1,0 +1,95 @@
+import NIOCore
+
+/// Outbound user events from the proxy handler to `ClientTimeoutHandler`, which sits below the
+/// HTTP decoder and so cannot see request heads itself.
+enum HTTPFrontTimeoutEvent: Sendable {
+    case requestHeadReceived
+    case responseCompleted
+}
+
+/// Closes a client connection that is too slow to send a request head (`timeouts.requestHeader`,
+/// from its first byte, or from connecting) or that stays idle between requests (`timeouts.clientIdle`).
+/// Placed before the request decoder, so it sees raw bytes.
+final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    private enum State {
+        case awaitingFirstByte
+        case receivingHead
+        case inRequest
+    }
+
+    private let headerTimeout: TimeAmount
+    private let idleTimeout: TimeAmount
+    private var state = State.awaitingFirstByte
+    private var timer: Scheduled<Void>?
+    private var started = false
+
+    init(headerTimeout: TimeAmount, idleTimeout: TimeAmount) {
+        self.headerTimeout = headerTimeout
+        self.idleTimeout = idleTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { start(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .awaitingFirstByte = state {
+            state = .receivingHead
+            schedule(headerTimeout, context: context)
+        }
+        context.fireChannelRead(data)
+    }
+
+    func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
+        guard let event = event as? HTTPFrontTimeoutEvent else {
+            context.triggerUserOutboundEvent(event, promise: promise)
+            return
+        }
+        switch event {
+        case .requestHeadReceived:
+            timer?.cancel()
+            timer = nil
+            state = .inRequest
+        case .responseCompleted:
+            state = .awaitingFirstByte
+            schedule(idleTimeout, context: context)
+        }
+        promise?.succeed()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard !started else { return }
+        started = true
+        // A fresh connection gets the header timeout: a client that connects and says nothing is slow.
+        schedule(headerTimeout, context: context)
+    }
+
+    private func schedule(_ timeout: TimeAmount, context: ChannelHandlerContext) {
+        timer?.cancel()
+        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: timeout) {
+            loopBoundContext.value.close(promise: nil)
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import Logging
+import NIOCore
+
+/// Everything the HTTP fronts share: the balancers, the routing store, the per-event-loop upstream
+/// pools, the upstream connector and the ACME seam. One per gateway; both listeners use it.
+public final class HTTPProxyRuntime: Sendable {
+    public let eventLoopGroup: any EventLoopGroup
+    public let balancers: [HTTPBalancer]
+    public let routes: RoutingTableStore<ProxyRoutes>
+    let connector: any UpstreamConnector
+    let acmeResponder: any ACMEChallengeResponder
+    let accessLog: AccessLog
+    let logger: Logger
+    /// How long an instance that refused a connection is skipped (passive health).
+    let markDownDuration: TimeAmount
+    /// Built once from the group's loops and never changed: reading it needs no lock.
+    private let loopContexts: [ObjectIdentifier: LoopConfined<ProxyEventLoopContext>]
+
+    public init(
+        configuration: GatewayConfiguration,
+        eventLoopGroup: any EventLoopGroup,
+        connector: any UpstreamConnector = SocketUpstreamConnector(),
+        acmeResponder: any ACMEChallengeResponder = NoACMEChallenges(),
+        markDownDuration: TimeAmount = .seconds(5),
+        logger: Logger = Logger(label: "edge-router.http")
+    ) {
+        self.eventLoopGroup = eventLoopGroup
+        let balancers = (0..<max(1, configuration.balancers.http)).map { HTTPBalancer(index: $0) }
+        self.balancers = balancers
+        self.routes = RoutingTableStore(ProxyRoutes(configuration: configuration, balancers: balancers))
+        self.connector = connector
+        self.acmeResponder = acmeResponder
+        self.markDownDuration = markDownDuration
+        self.logger = logger
+        self.accessLog = AccessLog(logger: logger)
+        var contexts: [ObjectIdentifier: LoopConfined<ProxyEventLoopContext>] = [:]
+        for loop in eventLoopGroup.makeIterator() {
+            contexts[ObjectIdentifier(loop)] = LoopConfined(ProxyEventLoopContext(eventLoop: loop), eventLoop: loop)
+        }
+        self.loopContexts = contexts
+    }
+
+    /// Hot reload: new requests use the new routes; requests in flight finish on theirs. Instance
+    /// counters and pools of endpoints that stay are kept. The number of balancers is fixed at start.
+    public func apply(_ configuration: GatewayConfiguration) {
+        let routes = ProxyRoutes(configuration: configuration, balancers: balancers)
+        self.routes.replace(with: routes)
+        let endpoints = Set(routes.table.upstreamGroups.flatMap(\.endpoints))
+        for balancer in balancers { balancer.registry.prune(keeping: endpoints) }
+    }
+
+    /// Requests in flight over all balancers.
+    public var inFlight: Int { balancers.reduce(0) { $0 + $1.inFlight } }
+
+    /// The in-flight count of an endpoint summed over the balancers.
+    public func inFlight(at endpoint: ListenAddress) -> Int {
+        balancers.reduce(0) { $0 + ($1.registry.instance(for: endpoint)?.inFlight ?? 0) }
+    }
+
+    func loopContext(for eventLoop: any EventLoop) -> ProxyEventLoopContext {
+        guard let bound = loopContexts[ObjectIdentifier(eventLoop)] else {
+            preconditionFailure("channel on event loop \(eventLoop) outside the HTTPProxyRuntime's group")
+        }
+        return bound.value
+    }
+
+    /// Closes the idle upstream connections on every loop (at shutdown).
+    public func closeIdleConnections() -> EventLoopFuture<Void> {
+        let futures = loopContexts.values.map { bound in
+            bound.eventLoop.submit { bound.value.closeAllIdle() }
+        }
+        return EventLoopFuture.andAllSucceed(futures, on: eventLoopGroup.any())
+    }
+}

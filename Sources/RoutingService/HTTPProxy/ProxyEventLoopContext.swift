@@ -1,0 +1,50 @@
+import NIOCore
+
+/// What the proxy keeps per event loop: the upstream pools (one per balancer and instance), a cheap
+/// random generator and the routing snapshot cache. Only ever touched on its loop, so no locks.
+final class ProxyEventLoopContext {
+    let eventLoop: any EventLoop
+    var random = SplitMix64()
+    private var routesCache = RoutingTableStore<ProxyRoutes>.Cache()
+    private var pools: [ObjectIdentifier: UpstreamConnectionPool] = [:]
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func routes(from store: RoutingTableStore<ProxyRoutes>) -> ProxyRoutes {
+        routesCache.current(from: store)
+    }
+
+    /// The pool for an instance of one balancer; the pool keeps the instance alive, so the key stays unique.
+    func pool(for instance: UpstreamInstance) -> UpstreamConnectionPool {
+        let key = ObjectIdentifier(instance)
+        if let pool = pools[key] { return pool }
+        let pool = UpstreamConnectionPool(instance: instance, eventLoop: eventLoop)
+        pools[key] = pool
+        return pool
+    }
+
+    var idleConnectionCount: Int { pools.values.reduce(0) { $0 + $1.idleCount } }
+
+    func closeAllIdle() {
+        for pool in pools.values { pool.closeAll() }
+    }
+}
+
+/// A value created off its event loop (at start) and used only on it afterwards. Unlike
+/// `NIOLoopBound`, it may be created anywhere; access is checked in debug builds.
+struct LoopConfined<Value: AnyObject>: @unchecked Sendable {
+    let eventLoop: any EventLoop
+    private let storage: Value
+
+    init(_ value: Value, eventLoop: any EventLoop) {
+        self.storage = value
+        self.eventLoop = eventLoop
+    }
+
+    var value: Value {
+        eventLoop.assertInEventLoop()
+        return storage
+    }
+}

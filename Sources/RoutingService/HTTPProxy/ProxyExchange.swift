@@ -1,0 +1,115 @@
+import NIOCore
+import NIOHTTP1
+
+/// One request on its way through a balancer to an instance, from its head to the end of the response.
+final class ProxyExchange {
+    let clientHead: HTTPRequestHead
+    let forwarded: ForwardedRequest
+    let route: DomainRoute
+    let routes: ProxyRoutes
+    let balancer: HTTPBalancer
+    let start: NIODeadline
+    var instance: UpstreamInstance
+    var attempts = 1
+    var connection: UpstreamConnection?
+    /// Body parts received before the upstream connection was ready (bounded: reads are held meanwhile).
+    var bufferedBody = CircularBuffer<HTTPServerRequestPart>()
+    var requestEnded = false
+    /// Body parts already written upstream: once there is one, a failed attempt cannot be replayed.
+    var bodyPartsForwarded = 0
+    var requestEndForwarded = false
+    var response: ForwardedResponse?
+    var responseStatus = 0
+    var responseBytes = 0
+    var responseHeadTimer: Scheduled<Void>?
+    private var countsReleased = false
+
+    init(
+        clientHead: HTTPRequestHead,
+        forwarded: ForwardedRequest,
+        route: DomainRoute,
+        routes: ProxyRoutes,
+        balancer: HTTPBalancer,
+        instance: UpstreamInstance
+    ) {
+        self.clientHead = clientHead
+        self.forwarded = forwarded
+        self.route = route
+        self.routes = routes
+        self.balancer = balancer
+        self.instance = instance
+        self.start = .now()
+        balancer.requestStarted()
+        instance.requestStarted()
+    }
+
+    var responseHeadReceived: Bool { response != nil }
+
+    /// Safe to send again to another instance: idempotent, nothing of its body gone, no answer yet.
+    var isReplayable: Bool {
+        attempts == 1 && clientHead.method.isIdempotent && bodyPartsForwarded == 0 && !responseHeadReceived
+    }
+
+    func moveTo(_ next: UpstreamInstance) {
+        instance.requestFinished()
+        next.requestStarted()
+        instance = next
+        attempts += 1
+        connection = nil
+        requestEndForwarded = false
+    }
+
+    /// Decrements the in-flight counts exactly once, whatever path ends the exchange.
+    func releaseCounts() {
+        guard !countsReleased else { return }
+        countsReleased = true
+        responseHeadTimer?.cancel()
+        responseHeadTimer = nil
+        instance.requestFinished()
+        balancer.requestFinished()
+    }
+
+    deinit {
+        // Belt and braces: an exchange dropped on an unexpected path must not leave counts behind.
+        releaseCounts()
+    }
+}
+
+/// Why an attempt at an instance failed, and how the client is told.
+enum UpstreamFailure {
+    case refused(any Error)
+    case connectTimedOut(TimeAmount)
+    case closedBeforeResponse((any Error)?)
+    case responseHeadTimedOut(Duration)
+
+    var status: HTTPResponseStatus {
+        switch self {
+        case .refused, .closedBeforeResponse: return .badGateway
+        case .connectTimedOut, .responseHeadTimedOut: return .gatewayTimeout
+        }
+    }
+
+    func message(instance: UpstreamInstance) -> String {
+        switch self {
+        case .refused(let error):
+            return "instance \(instance) refused the connection (\(error))"
+        case .connectTimedOut(let timeout):
+            return "instance \(instance) did not accept the connection within \(timeout.nanoseconds / 1_000_000) ms"
+        case .closedBeforeResponse(let error):
+            let reason = error.map { " (\($0))" } ?? ""
+            return "instance \(instance) closed the connection before sending a response\(reason)"
+        case .responseHeadTimedOut(let timeout):
+            return "instance \(instance) sent no response head within \(timeout.millisecondsText)"
+        }
+    }
+}
+
+extension HTTPMethod {
+    /// RFC 9110 §9.2.2.
+    var isIdempotent: Bool {
+        switch self {
+        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: return true
+        default: return false
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import NIOCore
+import NIOHTTP1
+
+/// Idle keep-alive connections to one instance for one balancer on one event loop. Touched only on
+/// that loop, so it needs no lock. Connections are reused last-in first-out so that the warmest stay
+/// in use and the rest time out.
+final class UpstreamConnectionPool: UpstreamConnectionDelegate {
+    let instance: UpstreamInstance
+    let eventLoop: any EventLoop
+    private var idle: [UpstreamConnection] = []
+    static let maximumIdle = 256
+
+    init(instance: UpstreamInstance, eventLoop: any EventLoop) {
+        self.instance = instance
+        self.eventLoop = eventLoop
+    }
+
+    var idleCount: Int { idle.count }
+
+    /// An open idle connection, or nil when a new one must be made.
+    func leaseIdle() -> UpstreamConnection? {
+        while let connection = idle.popLast() {
+            connection.idleTimer?.cancel()
+            connection.idleTimer = nil
+            if !connection.isClosed && connection.channel.isActive {
+                connection.delegate = nil
+                return connection
+            }
+        }
+        return nil
+    }
+
+    func connect(using connector: any UpstreamConnector, timeout: TimeAmount) -> EventLoopFuture<UpstreamConnection> {
+        let instance = self.instance
+        return connector.connect(to: instance, on: eventLoop, timeout: timeout).flatMapThrowing { channel in
+            try UpstreamConnection.attach(to: channel, instance: instance)
+        }
+    }
+
+    /// Takes back a connection whose last exchange completed cleanly; it is closed after `idleTimeout`.
+    func release(_ connection: UpstreamConnection, idleTimeout: TimeAmount) {
+        guard !connection.isClosed, idle.count < Self.maximumIdle else {
+            connection.close()
+            return
+        }
+        connection.delegate = self
+        connection.idleTimer = eventLoop.assumeIsolated().scheduleTask(in: idleTimeout) { [weak connection] in
+            connection?.close()
+        }
+        idle.append(connection)
+        // A read held back while the client was slow must resume, or a close would go unnoticed.
+        connection.resumeReading()
+    }
+
+    func closeAll() {
+        let connections = idle
+        idle.removeAll()
+        for connection in connections { connection.close() }
+    }
+
+    // MARK: idle connections' events
+
+    func upstream(_ connection: UpstreamConnection, received part: HTTPClientResponsePart) {
+        // An idle connection must stay silent; anything else means it is out of step.
+        remove(connection)
+        connection.close()
+    }
+
+    func upstreamReadComplete(_ connection: UpstreamConnection) {}
+
+    func upstreamWritabilityChanged(_ connection: UpstreamConnection) {}
+
+    func upstreamClosed(_ connection: UpstreamConnection, error: (any Error)?) {
+        remove(connection)
+    }
+
+    var upstreamMayRead: Bool { true }
+
+    private func remove(_ connection: UpstreamConnection) {
+        idle.removeAll { $0 === connection }
+    }
+}

@@ -1,0 +1,163 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+import Testing
+@testable import RoutingService
+
+/// Hands out `EmbeddedChannel`s on the test's loop as upstream connections, or fails, as scripted.
+final class FakeUpstreamConnector: UpstreamConnector, @unchecked Sendable {
+    let loop: EmbeddedEventLoop
+    private(set) var channels: [(endpoint: ListenAddress, channel: EmbeddedChannel)] = []
+    /// Endpoints whose connection attempts fail as refused.
+    var refusing: Set<ListenAddress> = []
+
+    init(loop: EmbeddedEventLoop) { self.loop = loop }
+
+    func connect(to instance: UpstreamInstance, on eventLoop: any EventLoop, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
+        if refusing.contains(instance.endpoint) {
+            return loop.makeFailedFuture(IOError(errnoCode: ECONNREFUSED, reason: "connect"))
+        }
+        let channel = EmbeddedChannel(loop: loop)
+        channels.append((instance.endpoint, channel))
+        return channel.connect(to: try! SocketAddress(ipAddress: instance.endpoint.host, port: instance.endpoint.port))
+            .map { channel }
+    }
+}
+
+@Suite struct HTTPProxyHandlerTests {
+    let loop = EmbeddedEventLoop()
+    let connector: FakeUpstreamConnector
+    let runtime: HTTPProxyRuntime
+    let client: EmbeddedChannel
+
+    init() throws {
+        connector = FakeUpstreamConnector(loop: loop)
+        let configuration = GatewayConfiguration(
+            services: [
+                ServiceConfiguration(
+                    name: "app", ports: [ServicePort(port: 3000, http: true)],
+                    instances: [InstanceAddress(host: "10.0.0.1"), InstanceAddress(host: "10.0.0.2")]
+                ),
+            ],
+            domains: [
+                DomainConfiguration(name: DomainName("secure.test"), service: "app", port: 3000, ssl: .manual),
+                DomainConfiguration(name: DomainName("other.test"), service: "app", port: 3000, ssl: .manual),
+            ]
+        )
+        runtime = HTTPProxyRuntime(configuration: configuration, eventLoopGroup: loop, connector: connector)
+        client = EmbeddedChannel(loop: loop)
+        try client.pipeline.syncOperations.configureHTTPFront(mode: .tls, runtime: runtime)
+        try client.connect(to: SocketAddress(ipAddress: "192.0.2.7", port: 50000)).wait()
+        client.pipeline.fireUserInboundEventTriggered(
+            TLSHandshakeCompletedEvent(serverName: "secure.test", alpnProtocol: "http/1.1", protocolVersion: "TLSv1.3", sessionReused: false)
+        )
+    }
+
+    private func send(_ text: String) throws {
+        try client.writeInbound(ByteBuffer(string: text))
+        loop.run()
+    }
+
+    private func written(_ channel: EmbeddedChannel) throws -> String {
+        var text = ""
+        while let data = try channel.readOutbound(as: IOData.self) {
+            if case .byteBuffer(let buffer) = data { text += String(buffer: buffer) }
+        }
+        return text
+    }
+
+    @Test func proxiesOverAPooledConnectionWithRewrittenHeaders() throws {
+        try send("GET /a?b=1 HTTP/1.1\r\nHost: secure.test\r\nConnection: X-Drop\r\nX-Drop: 1\r\n\r\n")
+        let (endpoint, upstream) = try #require(connector.channels.first)
+        let request = try written(upstream)
+        #expect(request.hasPrefix("GET /a?b=1 HTTP/1.1\r\n"))
+        #expect(request.contains("X-Forwarded-For: 192.0.2.7\r\n"))
+        #expect(request.contains("X-Forwarded-Proto: https\r\n"))
+        #expect(request.contains("Forwarded: for=192.0.2.7;host=secure.test;proto=https\r\n"))
+        #expect(request.contains("Via: 1.1 edge-router\r\n"))
+        #expect(!request.contains("X-Drop"))
+        #expect(runtime.inFlight(at: endpoint) == 1)
+
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=5\r\n\r\nhi"))
+        loop.run()
+        let response = try written(client)
+        #expect(response == "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nVia: 1.1 edge-router\r\n\r\nhi")
+        #expect(runtime.inFlight == 0)
+
+        // The connection went back to this loop's pool for that balancer and instance.
+        #expect(upstream.isActive)
+        #expect(runtime.loopContext(for: loop).idleConnectionCount == 1)
+        let instance = try #require(runtime.balancers.compactMap { $0.registry.instance(for: endpoint) }.first {
+            runtime.loopContext(for: loop).pool(for: $0).idleCount == 1
+        })
+        let pooled = try #require(runtime.loopContext(for: loop).pool(for: instance).leaseIdle())
+        #expect(pooled.channel === upstream)
+    }
+
+    @Test func hostOtherThanSNIGets421WithoutTouchingAnInstance() throws {
+        try send("GET / HTTP/1.1\r\nHost: other.test\r\n\r\n")
+        let response = try written(client)
+        let body = "421 Misdirected Request: Host other.test does not route to the domain of SNI secure.test\n"
+        #expect(response == "HTTP/1.1 421 Misdirected Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        #expect(connector.channels.isEmpty)
+    }
+
+    @Test func refusedConnectionIsRetriedOnTheOtherInstanceAndMarkedDown() throws {
+        connector.refusing = [ListenAddress(host: "10.0.0.1", port: 3000), ListenAddress(host: "10.0.0.2", port: 3000)]
+        try send("GET / HTTP/1.1\r\nHost: secure.test\r\n\r\n")
+        let response = try written(client)
+        #expect(response.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"))
+        #expect(response.contains("refused the connection"))
+        #expect(runtime.inFlight == 0)
+        for balancer in runtime.balancers {
+            for instance in balancer.registry.all where instance.inFlight != 0 { Issue.record("\(instance) still counted") }
+        }
+
+        // One instance refusing: a GET goes to the other one, transparently.
+        connector.refusing = [ListenAddress(host: "10.0.0.1", port: 3000)]
+        for balancer in runtime.balancers { for instance in balancer.registry.all { instance.markUp() } }
+        try send("GET /retry HTTP/1.1\r\nHost: secure.test\r\n\r\n")
+        let (endpoint, upstream) = try #require(connector.channels.last)
+        #expect(endpoint == ListenAddress(host: "10.0.0.2", port: 3000))
+        #expect(try written(upstream).hasPrefix("GET /retry HTTP/1.1"))
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+        loop.run()
+        #expect(try written(client).hasPrefix("HTTP/1.1 200 OK"))
+        #expect(runtime.inFlight == 0)
+    }
+
+    @Test func instanceClosingBeforeAnswerToAPostGives502() throws {
+        try send("POST /p HTTP/1.1\r\nHost: secure.test\r\nContent-Length: 3\r\n\r\nabc")
+        let upstream = try #require(connector.channels.first?.channel)
+        #expect(try written(upstream).hasSuffix("\r\n\r\nabc"))
+        upstream.pipeline.fireChannelInactive()
+        loop.run()
+        let response = try written(client)
+        #expect(response.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"))
+        #expect(response.contains("closed the connection before sending a response"))
+        #expect(connector.channels.count == 1)  // a POST is not replayed
+        #expect(runtime.inFlight == 0)
+    }
+
+    @Test func clientLeavingMidResponseReleasesTheInstance() throws {
+        try send("GET /big HTTP/1.1\r\nHost: secure.test\r\n\r\n")
+        let upstream = try #require(connector.channels.first?.channel)
+        _ = try written(upstream)
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst part"))
+        loop.run()
+        #expect(runtime.inFlight == 1)
+        client.pipeline.fireChannelInactive()
+        loop.run()
+        #expect(runtime.inFlight == 0)
+        #expect(!upstream.isActive)  // a half-read response cannot go back to the pool
+    }
+
+    @Test func smugglingAttemptGets400AndClose() throws {
+        try send("POST / HTTP/1.1\r\nHost: secure.test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")
+        #expect(try written(client).hasPrefix("HTTP/1.1 400 Bad Request\r\n"))
+        #expect(connector.channels.isEmpty)
+        #expect(!client.isActive)
+    }
+}
