@@ -5,6 +5,7 @@ import RoutingService
 struct EdgeRouter: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "edge-router",
-        abstract: "HTTPS edge routing gateway."
+        abstract: "HTTPS edge routing gateway.",
+        subcommands: [Certs.self]
     )
 }

@@ -180,7 +180,7 @@ public struct CertificateStore: Sendable {
         source: CertificateSource,
         interruptedAt interruption: Interruption
     ) throws {
-        try store(chainPEM: chainPEM, keyPEM: keyPEM, source: source, interruption: interruption)
+        _ = try store(chainPEM: chainPEM, keyPEM: keyPEM, source: source, interruption: interruption)
     }
 
     private func store(
