@@ -86,4 +86,8 @@ static inline void CO_GENERAL_NAMES_free(STACK_OF(GENERAL_NAME) *sk) { GENERAL_N
 static inline int CO_sk_X509_num(const STACK_OF(X509) *sk) { return sk_X509_num(sk); }
 static inline X509 *CO_sk_X509_value(const STACK_OF(X509) *sk, int i) { return sk_X509_value(sk, i); }
 
+
+// Memory OpenSSL hands back (BN_bn2hex, ASN1_STRING_to_UTF8) is freed with this macro.
+static inline void CO_OPENSSL_free(void *pointer) { OPENSSL_free(pointer); }
+
 #endif

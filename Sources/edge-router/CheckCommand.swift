@@ -14,20 +14,13 @@ struct CheckCommand: ParsableCommand {
     var config: String = "Configs/edge-router.yaml"
 
     func run() throws {
-        switch ConfigurationLoader.load(path: config, inventory: Self.certificateInventory(for: config)) {
+        switch ConfigurationLoader.loadCheckingCertificates(path: config) {
         case .success(let loaded):
             print(Self.summary(of: loaded))
         case .failure(let error):
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
             throw ExitCode.failure
         }
-    }
-
-    /// Seam for the certificate store: once it exists, return it here (opened read-only on the
-    /// configuration's `certificates.directory`) so `ssl: manual` domains without a certificate are reported.
-    /// Until then the check is skipped.
-    static func certificateInventory(for configPath: String) -> (any CertificateInventory)? {
-        nil
     }
 
     /// `Configs/demo.yaml: OK: 1 service, 3 instances, 3 domains, 0 public ports`

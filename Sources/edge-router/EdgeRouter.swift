@@ -6,6 +6,6 @@ struct EdgeRouter: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "edge-router",
         abstract: "HTTPS edge routing gateway.",
-        subcommands: [RunCommand.self, CheckCommand.self]
+        subcommands: [RunCommand.self, CheckCommand.self, Certs.self]
     )
 }

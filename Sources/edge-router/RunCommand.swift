@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import RoutingService
 import ServiceLifecycle
+import UnixSignals
 
 /// `edge-router run`: validate the configuration (refusing it, before binding anything, with every
 /// problem listed), then serve until SIGTERM/SIGINT; a second signal exits at once.
@@ -55,7 +56,7 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// The first SIGTERM/SIGINT starts a graceful drain (ServiceLifecycle); a second one means the
 /// operator does not want to wait: exit at once.
-final class SecondSignalExit: Sendable {
+final class SecondSignalExit {
     private let sources: [any DispatchSourceSignal]
 
     init(signals: [Int32]) {

@@ -22,6 +22,20 @@ public enum ConfigurationLoader {
         path: String,
         inventory: (any CertificateInventory)? = nil
     ) -> Result<LoadedConfiguration, ConfigurationError> {
+        load(path: path, inventoryFor: { _ in inventory })
+    }
+
+    /// Reads and checks the file at `path`, checking `ssl: manual` domains against the certificate
+    /// store the file itself names (`certificates.directory`).
+    public static func loadCheckingCertificates(path: String) -> Result<LoadedConfiguration, ConfigurationError> {
+        load(path: path, inventoryFor: { CertificateStore(directory: $0.certificates.directory).loadAll().inventory })
+    }
+
+    /// `inventoryFor` gets the decoded configuration, so the inventory may depend on it.
+    public static func load(
+        path: String,
+        inventoryFor: (GatewayConfiguration) -> (any CertificateInventory)?
+    ) -> Result<LoadedConfiguration, ConfigurationError> {
         let text: String
         do {
             let data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -32,7 +46,7 @@ public enum ConfigurationLoader {
         } catch {
             return .failure(fileProblem(path, "cannot read the file: \(Self.describeReadError(error, path: path))"))
         }
-        return load(yaml: text, file: path, inventory: inventory)
+        return load(yaml: text, file: path, inventoryFor: inventoryFor)
     }
 
     /// Checks YAML text; `file` labels the problems (use the path it will be written to, or e.g. `<admin>`).
@@ -41,11 +55,23 @@ public enum ConfigurationLoader {
         file: String = "<string>",
         inventory: (any CertificateInventory)? = nil
     ) -> Result<LoadedConfiguration, ConfigurationError> {
+        load(yaml: yaml, file: file, inventoryFor: { _ in inventory })
+    }
+
+    public static func load(
+        yaml: String,
+        file: String = "<string>",
+        inventoryFor: (GatewayConfiguration) -> (any CertificateInventory)?
+    ) -> Result<LoadedConfiguration, ConfigurationError> {
         let decoded = ConfigurationDecoder.decode(yaml: yaml, file: file)
         var problems = decoded.problems
         // A syntax error leaves no tree, so there is nothing further to check.
         if !problems.contains(where: { $0.key == "(syntax)" }) {
-            var validator = ConfigurationValidator(file: file, sourceMap: decoded.sourceMap, inventory: inventory)
+            var validator = ConfigurationValidator(
+                file: file,
+                sourceMap: decoded.sourceMap,
+                inventory: inventoryFor(decoded.configuration)
+            )
             validator.gaps = decoded.gaps
             problems += validator.validate(decoded.configuration)
         }

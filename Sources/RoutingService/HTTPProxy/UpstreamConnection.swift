@@ -78,17 +78,19 @@ final class UpstreamConnection {
     /// once a handler for raw bytes is in place.
     func removeHTTPHandlers() throws {
         let pipeline = channel.pipeline.syncOperations
-        if let handler { try pipeline.removeHandler(context: try pipeline.context(handler: handler)) }
+        if let handler { _ = pipeline.removeHandler(context: try pipeline.context(handler: handler)) }
         handler = nil
         delegate = nil
         isClosed = true  // no longer an HTTP connection: never pooled again
-        try pipeline.removeHandler(context: try pipeline.context(handlerType: HTTPRequestEncoder.self))
+        _ = pipeline.removeHandler(context: try pipeline.context(handlerType: HTTPRequestEncoder.self))
     }
 
     /// Removes the response decoder; bytes it had buffered go on to the next handler.
     func removeHTTPDecoder() throws {
         let pipeline = channel.pipeline.syncOperations
-        try pipeline.removeHandler(context: try pipeline.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self))
+        _ = pipeline.removeHandler(
+            context: try pipeline.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self)
+        )
     }
 }
 
