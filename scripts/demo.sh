@@ -24,7 +24,7 @@ stop_all() {
 trap stop_all INT TERM EXIT
 
 for n in 2 3 4; do
-    INSTANCE="instance-$n" node demo/app.js "127.0.0.$n" 3000 &
+    node demo/app.js "127.0.0.$n" 3000 "instance-$n" &
     pids+=($!)
 done
 
