@@ -15,11 +15,11 @@ import Testing
     }
 
     /// Runs to completion; the process is always waited for, so none outlives the test.
-    static func check(_ arguments: [String]) throws -> Outcome {
+    static func check(_ arguments: [String], in directory: URL = repositoryRoot) throws -> Outcome {
         let process = Process()
         process.executableURL = binary
         process.arguments = ["check"] + arguments
-        process.currentDirectoryURL = repositoryRoot
+        process.currentDirectoryURL = directory
         let output = Pipe(), error = Pipe()
         process.standardOutput = output
         process.standardError = error
@@ -41,10 +41,40 @@ import Testing
             FileManager.default.isExecutableFile(atPath: Self.binary.path),
             "build first: swift build --build-tests"
         )
-        let outcome = try Self.check(["--config", "Configs/demo.yaml"])
+        // The demo's `ssl: manual` domains need their certificates in run/certs (relative to the working
+        // directory), which the demo script makes; here a scratch directory gets them the same way.
+        let scratch = try Self.scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let config = Self.repositoryRoot.appendingPathComponent("Configs/demo.yaml").path
+
+        let withoutCertificates = try Self.check(["--config", config], in: scratch)
+        #expect(withoutCertificates.status == 1)
+        #expect(withoutCertificates.standardError.contains("\(config):25: domains[0].ssl: ssl: manual needs a certificate"))
+        #expect(withoutCertificates.standardError.contains("and there is none"))
+
+        try Self.makeCertificates(in: scratch.appendingPathComponent("run"), names: ["app.demo.test", "*.demo.test"])
+        let outcome = try Self.check(["--config", config], in: scratch)
         #expect(outcome.status == 0)
-        #expect(outcome.standardOutput == "Configs/demo.yaml: OK: 1 service, 3 instances, 3 domains, 0 public ports\n")
+        #expect(outcome.standardOutput == "\(config): OK: 1 service, 3 instances, 3 domains, 0 public ports\n")
         #expect(outcome.standardError.isEmpty)
+    }
+
+    static func scratchDirectory() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("check-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
+    /// The dev-certificate script of the demo, writing `directory/certs/<folder>`.
+    static func makeCertificates(in directory: URL, names: [String]) throws {
+        let process = Process()
+        process.executableURL = repositoryRoot.appendingPathComponent("scripts/dev-certs.sh")
+        process.arguments = [directory.path] + names
+        process.standardOutput = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0)
     }
 
     @Test func exampleConfigurationIsOK() throws {
@@ -52,12 +82,14 @@ import Testing
             FileManager.default.isExecutableFile(atPath: Self.binary.path),
             "build first: swift build --build-tests"
         )
-        let outcome = try Self.check(["--config", "Configs/edge-router.example.yaml"])
-        #expect(outcome.status == 0)
-        #expect(
-            outcome.standardOutput
-                == "Configs/edge-router.example.yaml: OK: 1 service, 3 instances, 3 domains, 2 public ports\n"
-        )
+        // The example's wildcard domain is `ssl: manual`: its certificate must be in `certs/`.
+        let scratch = try Self.scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        try Self.makeCertificates(in: scratch, names: ["*.example.com"])
+        let config = Self.repositoryRoot.appendingPathComponent("Configs/edge-router.example.yaml").path
+        let outcome = try Self.check(["--config", config], in: scratch)
+        #expect(outcome.status == 0, "\(outcome.standardError)")
+        #expect(outcome.standardOutput == "\(config): OK: 1 service, 3 instances, 3 domains, 2 public ports\n")
     }
 
     @Test func brokenConfigurationListsEveryProblemOnStandardError() throws {
@@ -65,12 +97,17 @@ import Testing
             FileManager.default.isExecutableFile(atPath: Self.binary.path),
             "build first: swift build --build-tests"
         )
-        let file = "Tests/RoutingServiceTests/Fixtures/configs/broken/several-mistakes.yaml"
-        let outcome = try Self.check(["--config", file])
+        // In an empty working directory, so its two `ssl: manual` domains lack certificates for sure.
+        let scratch = try Self.scratchDirectory()
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let file = Self.repositoryRoot
+            .appendingPathComponent("Tests/RoutingServiceTests/Fixtures/configs/broken/several-mistakes.yaml").path
+        let outcome = try Self.check(["--config", file], in: scratch)
         #expect(outcome.status == 1)
         #expect(outcome.standardOutput.isEmpty)
         let lines = outcome.standardError.split(separator: "\n").map(String.init)
-        #expect(lines.count == 11)
+        #expect(lines.count == 13, "\(lines.joined(separator: "\n"))")
+        #expect(lines.filter { $0.contains("and there is none") }.count == 2)
         for line in lines {
             // FILE:LINE: KEY: reason
             let parts = line.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false)
