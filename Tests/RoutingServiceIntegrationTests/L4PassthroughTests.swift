@@ -12,7 +12,7 @@ import TestSupport
     let authority: TestCertificateAuthority
     let instances: L4NodeInstances
     let registry = L4ConnectionRegistry()
-    let logs = L4LogCapture()
+    let logs = LogCapture()
     let gateway: any Channel
 
     init() async throws {

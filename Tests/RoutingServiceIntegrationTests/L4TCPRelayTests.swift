@@ -12,7 +12,7 @@ import TestSupport
 @Suite(.serialized) final class L4TCPRelayTests {
     let instances: L4NodeInstances
     let registry = L4ConnectionRegistry()
-    let logs = L4LogCapture()
+    let logs = LogCapture()
 
     init() throws {
         instances = try L4NodeInstances(script: "l4-tcp-echo.js")

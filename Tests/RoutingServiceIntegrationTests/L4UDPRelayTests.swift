@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import Testing
+import TestSupport
 @testable import RoutingService
 
 /// A UDP test client bound on 127.0.0.1:0 that keeps every datagram it receives.
@@ -47,7 +48,7 @@ final class DatagramTestClient: ChannelInboundHandler, Sendable {
 @Suite(.serialized) final class L4UDPRelayTests {
     let instances: L4NodeInstances
     let registry = L4ConnectionRegistry()
-    let logs = L4LogCapture()
+    let logs = LogCapture()
 
     init() throws {
         instances = try L4NodeInstances(script: "l4-udp-echo.js")

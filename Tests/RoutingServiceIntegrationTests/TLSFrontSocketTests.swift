@@ -155,7 +155,7 @@ struct TLSFrontSocketTests {
     struct EchoServer {
         let group: MultiThreadedEventLoopGroup
         let port: Int
-        let logs: LogRecorder
+        let logs: LogCapture
     }
 
     private func withEchoServer(
@@ -163,7 +163,7 @@ struct TLSFrontSocketTests {
         _ body: (EchoServer) async throws -> Void
     ) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let logs = LogRecorder()
+        let logs = LogCapture()
         let front = self.front
         let logger = logs.logger
         let configuration = TLSHandler.Configuration(handshakeTimeout: handshakeTimeout)
@@ -240,34 +240,3 @@ private final class EchoUntilByeHandler: ChannelInboundHandler {
 }
 
 /// Log lines captured for assertions (thread-safe: handlers log from event loop threads).
-final class LogRecorder: Sendable {
-    private let lines = Mutex<[String]>([])
-
-    var messages: [String] { lines.withLock { $0 } }
-
-    func contains(_ text: String) -> Bool { messages.contains { $0.contains(text) } }
-
-    var logger: Logger {
-        var logger = Logger(label: "tls-socket-test") { _ in RecordingLogHandler(recorder: self) }
-        logger.logLevel = .trace
-        return logger
-    }
-
-    fileprivate func append(_ line: String) { lines.withLock { $0.append(line) } }
-}
-
-private struct RecordingLogHandler: LogHandler {
-    let recorder: LogRecorder
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-    var metadataProvider: Logger.MetadataProvider?
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        recorder.append("\(event.level): \(event.message)")
-    }
-}

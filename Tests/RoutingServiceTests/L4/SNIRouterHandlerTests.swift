@@ -17,7 +17,7 @@ private final class InboundCollector: ChannelInboundHandler {
 
 @Suite struct SNIRouterHandlerTests {
     private func makeChannel(
-        capture: L4LogCapture,
+        capture: LogCapture,
         peekTimeout: Duration = .seconds(5),
         decide: @escaping SNIRouteDecision
     ) async throws -> (EmbeddedChannel, InboundCollector) {
@@ -39,7 +39,7 @@ private final class InboundCollector: ChannelInboundHandler {
 
     @Test func terminateReFiresTheBufferedBytesUnchangedAndLeaves() async throws {
         let seen = Mutex<[ClientHelloParseResult]>([])
-        let (channel, collector) = try await makeChannel(capture: L4LogCapture()) { result in
+        let (channel, collector) = try await makeChannel(capture: LogCapture()) { result in
             seen.withLock { $0.append(result) }
             return .terminate
         }
@@ -58,7 +58,7 @@ private final class InboundCollector: ChannelInboundHandler {
     }
 
     @Test func garbageIsPassedToTheDecisionWhichMayRejectIt() async throws {
-        let capture = L4LogCapture()
+        let capture = LogCapture()
         let (channel, collector) = try await makeChannel(capture: capture) { result in
             result == .notTLS ? .reject(reason: "not TLS") : .terminate
         }
@@ -69,7 +69,7 @@ private final class InboundCollector: ChannelInboundHandler {
     }
 
     @Test func malformedSNIReachesTheDecisionWithItsReason() async throws {
-        let capture = L4LogCapture()
+        let capture = LogCapture()
         let (channel, _) = try await makeChannel(capture: capture) { result in
             if case .malformed(let error) = result { return .reject(reason: error.reason) }
             return .terminate
@@ -80,7 +80,7 @@ private final class InboundCollector: ChannelInboundHandler {
     }
 
     @Test func aClientThatNeverSendsIsClosedAfterThePeekTimeout() async throws {
-        let capture = L4LogCapture()
+        let capture = LogCapture()
         let (channel, _) = try await makeChannel(capture: capture, peekTimeout: .seconds(2)) { _ in .terminate }
         try write([22, 3, 1], to: channel)
         channel.embeddedEventLoop.advanceTime(by: .milliseconds(1_999))

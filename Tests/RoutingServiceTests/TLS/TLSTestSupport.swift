@@ -6,38 +6,6 @@ import RoutingService
 import Synchronization
 import TestSupport
 
-/// Log lines captured for assertions.
-final class LogRecorder: Sendable {
-    private let lines = Mutex<[String]>([])
-
-    var messages: [String] { lines.withLock { $0 } }
-
-    func contains(_ text: String) -> Bool { messages.contains { $0.contains(text) } }
-
-    var logger: Logger {
-        var logger = Logger(label: "tls-test") { _ in RecordingLogHandler(recorder: self) }
-        logger.logLevel = .trace
-        return logger
-    }
-
-    fileprivate func append(_ line: String) { lines.withLock { $0.append(line) } }
-}
-
-private struct RecordingLogHandler: LogHandler {
-    let recorder: LogRecorder
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-    var metadataProvider: Logger.MetadataProvider?
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        recorder.append("\(event.level): \(event.message)")
-    }
-}
 
 /// The tail of a test pipeline: keeps what reaches it (plaintext, events, errors) instead of
 /// letting EmbeddedChannel throw the errors.
@@ -111,8 +79,8 @@ final class BackToBackTLS {
     let server: EmbeddedChannel
     let clientEvents = TLSEventRecorder()
     let serverEvents = TLSEventRecorder()
-    let serverLogs = LogRecorder()
-    let clientLogs = LogRecorder()
+    let serverLogs = LogCapture()
+    let clientLogs = LogCapture()
     /// Every ciphertext buffer the server wrote, in order.
     private(set) var serverWrites: [ByteBuffer] = []
 
