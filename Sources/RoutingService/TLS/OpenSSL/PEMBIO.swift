@@ -5,7 +5,10 @@ enum PEMBIO {
     /// Runs `body` with a read-only BIO over `bytes`; the bytes are not copied and must outlive the BIO,
     /// which the closure scope guarantees.
     static func reading<Result>(_ bytes: [UInt8], _ body: (OpaquePointer) throws -> Result) throws -> Result {
-        try bytes.withUnsafeBytes { buffer in
+        guard bytes.count <= Int(Int32.max) else {
+            throw X509Error(.encodingFailed, "the PEM input is too large (\(bytes.count) bytes)")
+        }
+        return try bytes.withUnsafeBytes { buffer in
             guard let bio = BIO_new_mem_buf(buffer.baseAddress, Int32(buffer.count)) else {
                 throw X509Error.draining(.encodingFailed, "cannot allocate a memory BIO")
             }
