@@ -12,6 +12,8 @@ public final class UpstreamInstance: Sendable, CustomStringConvertible {
     private let inFlightCounter = Atomic<Int>(0)
     /// `NIODeadline.uptimeNanoseconds` until which the instance is skipped; 0 when healthy.
     private let downUntilNanoseconds = Atomic<UInt64>(0)
+    /// Written only by the active health checker; true until a check says otherwise.
+    private let passesHealthCheck = Atomic<Bool>(true)
 
     public init(endpoint: ListenAddress, balancerIndex: Int) {
         self.endpoint = endpoint
@@ -28,7 +30,14 @@ public final class UpstreamInstance: Sendable, CustomStringConvertible {
     func requestFinished() { inFlightCounter.subtract(1, ordering: .relaxed) }
 
     public func isAvailable(at now: NIODeadline) -> Bool {
-        now.uptimeNanoseconds >= downUntilNanoseconds.load(ordering: .relaxed)
+        passesHealthCheck.load(ordering: .relaxed) && now.uptimeNanoseconds >= downUntilNanoseconds.load(ordering: .relaxed)
+    }
+
+    /// Active health: what the last checks concluded (see `HealthCheckService`).
+    public var isHealthy: Bool { passesHealthCheck.load(ordering: .relaxed) }
+
+    public func setHealthCheckResult(healthy: Bool) {
+        passesHealthCheck.store(healthy, ordering: .relaxed)
     }
 
     /// Passive health: the instance refused a connection; skip it until `until`.

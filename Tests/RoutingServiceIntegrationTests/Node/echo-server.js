@@ -5,7 +5,7 @@
 //   GET  /bytes?n=N     -> streams N bytes (64 KiB chunks, respecting backpressure)
 //   POST /upload        -> counts the request body bytes, answers {instance, bytes}
 //   GET  /stats         -> {instance, connections (TCP accepted), requests, active}
-//   GET  /healthz       -> 200 ok
+//   GET  /healthz       -> 200 ok, or 503 after POST /sick (until POST /well)
 //   WebSocket upgrade on any path -> echoes text/binary frames back (RFC 6455, hand-rolled)
 'use strict';
 const http = require('http');
@@ -16,6 +16,7 @@ const port = Number(portText);
 let connections = 0;
 let requests = 0;
 let active = 0;
+let sick = false;
 
 function json(res, status, body) {
   const text = JSON.stringify(body);
@@ -73,8 +74,14 @@ const server = http.createServer((req, res) => {
       return;
     case '/healthz':
       req.resume();
-      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 2 });
-      res.end('ok');
+      res.writeHead(sick ? 503 : 200, { 'content-type': 'text/plain', 'content-length': 2 });
+      res.end(sick ? 'no' : 'ok');
+      return;
+    case '/sick':
+    case '/well':
+      req.resume();
+      sick = url.pathname === '/sick';
+      json(res, 200, { instance, sick });
       return;
     default:
       req.resume();
