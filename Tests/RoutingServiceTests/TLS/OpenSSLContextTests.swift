@@ -40,7 +40,7 @@ struct OpenSSLContextTests {
             try OpenSSLServerContext(certificateChainPEM: "not a certificate", privateKeyPEM: try pem(leaf.keyPath))
         }
         #expect(error.code == .invalidCertificateChain)
-        #expect(error.description.contains("no PEM certificate found"))
+        #expect(error.description.contains("no certificate in the PEM"))
     }
 
     @Test func refusesACorruptCertificateBlock() throws {
@@ -50,7 +50,7 @@ struct OpenSSLContextTests {
             try OpenSSLServerContext(certificateChainPEM: corrupt, privateKeyPEM: try pem(leaf.keyPath))
         }
         #expect(error.code == .invalidCertificateChain)
-        #expect(!error.reasons.isEmpty)
+        #expect(error.description.contains("bad base64 decode"), "\(error)")
     }
 
     @Test func refusesAMissingKey() throws {

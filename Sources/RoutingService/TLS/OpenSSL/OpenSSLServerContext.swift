@@ -26,26 +26,41 @@ public final class OpenSSLServerContext: @unchecked Sendable {
         )
     }
 
-    public init(
+    public convenience init(
         certificateChainPEM: [UInt8],
         privateKeyPEM: [UInt8],
         alpnProtocols: [ALPNProtocol] = [.http1_1]
     ) throws(OpenSSLError) {
-        let chain = try PEMReader.certificates(certificateChainPEM)
-        defer { chain.forEach { X509_free($0) } }
-        let key = try PEMReader.privateKey(privateKeyPEM)
-        defer { EVP_PKEY_free(key) }
+        let chain: [X509Certificate]
+        let key: PrivateKey
+        do {
+            chain = try X509Certificate.parseChain(pem: certificateChainPEM)
+        } catch {
+            throw OpenSSLError(code: .invalidCertificateChain, detail: "\(error)")
+        }
+        do {
+            key = try PrivateKey(pem: privateKeyPEM)
+        } catch {
+            throw OpenSSLError(code: .invalidPrivateKey, detail: "\(error)")
+        }
+        try self.init(chain: chain, key: key, alpnProtocols: alpnProtocols)
+    }
 
+    /// From certificates and a key already parsed (e.g. a `CertificatePair` the store validated).
+    public init(chain: [X509Certificate], key: PrivateKey, alpnProtocols: [ALPNProtocol] = [.http1_1]) throws(OpenSSLError) {
+        guard let leaf = chain.first else {
+            throw OpenSSLError(code: .invalidCertificateChain, detail: "no PEM certificate found")
+        }
         let context = try OpenSSLServerSettings.makeServerContext()
         do {
-            try Self.install(chain: chain, key: key, into: context)
+            try Self.install(chain: chain.map(\.x509), key: key.evpKey, into: context)
         } catch {
             SSL_CTX_free(context)
             throw error
         }
         self.context = context
         self.alpnProtocols = alpnProtocols
-        self.leafSubject = PEMReader.subjectLine(of: chain[0])
+        self.leafSubject = PEMReader.subjectLine(of: leaf.x509)
         let wire = ALPNProtocol.wireFormat(alpnProtocols)
         alpnWireFormat = .allocate(capacity: wire.count)
         _ = alpnWireFormat.initialize(from: wire)
@@ -66,7 +81,7 @@ public final class OpenSSLServerContext: @unchecked Sendable {
             throw OpenSSLError.draining(.invalidCertificateChain, detail: "leaf certificate refused")
         }
         for intermediate in chain.dropFirst() {
-            // add_extra_chain_cert takes ownership on success; ours is freed by the caller's defer.
+            // add_extra_chain_cert takes ownership on success; the X509Certificate keeps its own reference.
             X509_up_ref(intermediate)
             guard CO_SSL_CTX_add_extra_chain_cert(context, intermediate) == 1 else {
                 X509_free(intermediate)
