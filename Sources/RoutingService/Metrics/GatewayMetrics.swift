@@ -1,0 +1,78 @@
+import Metrics
+import Prometheus
+import Synchronization
+
+/// Every metric of the gateway, its name and labels in one place (SPEC §5), recorded through
+/// swift-metrics into a Prometheus registry that the admin listener renders at `/metrics`.
+/// Values that already live elsewhere (in-flight counts, certificate expiry, health, UDP flows) are
+/// not updated on the request path: `render()` reads them through the collectors when scraped.
+public final class GatewayMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+    private let collectors = Mutex<[@Sendable (GatewayMetrics) -> Void]>([])
+
+    public init() {
+        registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets[Names.upstreamLatency] = [
+            .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+            .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
+            .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30),
+        ]
+        self.factory = factory
+    }
+
+    public enum Names {
+        public static let requests = "edge_router_http_requests_total"
+        public static let upstreamLatency = "edge_router_upstream_latency_seconds"
+        public static let inFlight = "edge_router_upstream_in_flight"
+        public static let instanceHealthy = "edge_router_upstream_healthy"
+        public static let tlsHandshakes = "edge_router_tls_handshakes_total"
+        public static let tlsHandshakeFailures = "edge_router_tls_handshake_failures_total"
+        public static let certificateExpiry = "edge_router_certificate_expiry_timestamp_seconds"
+        public static let reloads = "edge_router_config_reloads_total"
+        public static let l4Sessions = "edge_router_l4_active_sessions"
+        public static let udpFlowsRefused = "edge_router_udp_flows_refused"
+    }
+
+    // MARK: Events (counters and histograms)
+
+    /// One finished HTTP request. Callers on the request path keep the counters they get here
+    /// (`requestCounter`) per event loop rather than asking for them per request.
+    public func requestCounter(domain: String, status: Int) -> Metrics.Counter {
+        Metrics.Counter(label: Names.requests, dimensions: [("domain", domain), ("status", String(status))], factory: factory)
+    }
+
+    public func upstreamLatencyTimer(domain: String) -> Metrics.Timer {
+        Metrics.Timer(label: Names.upstreamLatency, dimensions: [("domain", domain)], factory: factory)
+    }
+
+    public func tlsHandshakeCompleted(protocolVersion: String) {
+        Metrics.Counter(label: Names.tlsHandshakes, dimensions: [("version", protocolVersion)], factory: factory).increment()
+    }
+
+    public func tlsHandshakeFailed(reason: String) {
+        Metrics.Counter(label: Names.tlsHandshakeFailures, dimensions: [("reason", reason)], factory: factory).increment()
+    }
+
+    public func reloaded(outcome: String) {
+        Metrics.Counter(label: Names.reloads, dimensions: [("outcome", outcome)], factory: factory).increment()
+    }
+
+    // MARK: State (gauges set when scraped)
+
+    public func setGauge(_ name: String, _ value: Double, labels: [(String, String)]) {
+        Metrics.Gauge(label: name, dimensions: labels, factory: factory).record(value)
+    }
+
+    /// `collector` runs at every scrape, before rendering, to set gauges from live state.
+    public func addCollector(_ collector: @escaping @Sendable (GatewayMetrics) -> Void) {
+        collectors.withLock { $0.append(collector) }
+    }
+
+    /// The Prometheus text exposition.
+    public func render() -> String {
+        for collector in collectors.withLock({ $0 }) { collector(self) }
+        return registry.emitToString()
+    }
+}
