@@ -12,6 +12,8 @@ public final class UpstreamInstance: Sendable, CustomStringConvertible {
     private let inFlightCounter = Atomic<Int>(0)
     /// `NIODeadline.uptimeNanoseconds` until which the instance is skipped; 0 when healthy.
     private let downUntilNanoseconds = Atomic<UInt64>(0)
+    /// Set when a reload removed the endpoint: no new requests, and its pooled connections close.
+    private let retiredFlag = Atomic<Bool>(false)
 
     public init(endpoint: ListenAddress, balancerIndex: Int) {
         self.endpoint = endpoint
@@ -26,6 +28,11 @@ public final class UpstreamInstance: Sendable, CustomStringConvertible {
     func requestStarted() { inFlightCounter.add(1, ordering: .relaxed) }
 
     func requestFinished() { inFlightCounter.subtract(1, ordering: .relaxed) }
+
+    /// True once a reload removed this endpoint from every upstream group (until a reload adds it back).
+    public var isRetired: Bool { retiredFlag.load(ordering: .relaxed) }
+
+    func setRetired(_ retired: Bool) { retiredFlag.store(retired, ordering: .relaxed) }
 
     public func isAvailable(at now: NIODeadline) -> Bool {
         now.uptimeNanoseconds >= downUntilNanoseconds.load(ordering: .relaxed)

@@ -77,12 +77,12 @@ enum AddressSyntax {
     }
 
     static func isIPv4(_ text: String) -> Bool {
-        var address = in_addr()
+        var address = [UInt8](repeating: 0, count: 4)  // an in_addr
         return text.allSatisfy { $0.isASCII && ($0.isNumber || $0 == ".") } && inet_pton(AF_INET, text, &address) == 1
     }
 
     static func isIPv6(_ text: String) -> Bool {
-        var address = in6_addr()
+        var address = [UInt8](repeating: 0, count: 16)  // an in6_addr
         return text.contains(":") && inet_pton(AF_INET6, text, &address) == 1
     }
 
