@@ -66,8 +66,8 @@ public actor ConfigReloader {
     public private(set) var version: ConfigurationVersion
     public private(set) var history: [AppliedReload] = []
     public private(set) var refusals = 0
-    public let runtime: GatewayRuntime
-    public let startedAt = Date()
+    public nonisolated let runtime: GatewayRuntime
+    public nonisolated let startedAt = Date()
     private let logger: Logger
     /// Test hook: replaces the atomic write of the file (to simulate a crash mid-write).
     private let writeFile: @Sendable (String, String) throws -> Void
