@@ -19,6 +19,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Flag(name: .customLong("no-watch"), help: "Do not reload when the configuration file changes (SIGHUP and the admin API still do).")
+    var noWatch = false
+
     func run() async throws {
         let level = logLevel
         LoggingSystem.bootstrap { label in
@@ -39,10 +42,10 @@ struct RunCommand: AsyncParsableCommand {
         }
 
         let immediateExit = SecondSignalExit(signals: [SIGTERM, SIGINT])
-        let gateway = Gateway(loaded: loaded, logger: logger)
+        let gateway = Gateway(loaded: loaded, options: .init(watchFile: !noWatch), logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: gateway)],
+                services: [.init(service: gateway), .init(service: SIGHUPReloadService(gateway: gateway))],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -53,6 +56,17 @@ struct RunCommand: AsyncParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// SIGHUP reloads the configuration file (validated whole; a refused one is logged with every problem).
+struct SIGHUPReloadService: Service {
+    let gateway: Gateway
+
+    func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            await gateway.reload(trigger: .signal)
+        }
+    }
+}
 
 /// The first SIGTERM/SIGINT starts a graceful drain (ServiceLifecycle); a second one means the
 /// operator does not want to wait: exit at once.

@@ -14,6 +14,8 @@ public final class UpstreamInstance: Sendable, CustomStringConvertible {
     private let downUntilNanoseconds = Atomic<UInt64>(0)
     /// Written only by the active health checker; true until a check says otherwise.
     private let passesHealthCheck = Atomic<Bool>(true)
+    /// Set when a reload removed the endpoint: no new requests, and its pooled connections close.
+    private let retiredFlag = Atomic<Bool>(false)
 
     public init(endpoint: ListenAddress, balancerIndex: Int) {
         self.endpoint = endpoint
@@ -28,6 +30,11 @@ public final class UpstreamInstance: Sendable, CustomStringConvertible {
     func requestStarted() { inFlightCounter.add(1, ordering: .relaxed) }
 
     func requestFinished() { inFlightCounter.subtract(1, ordering: .relaxed) }
+
+    /// True once a reload removed this endpoint from every upstream group (until a reload adds it back).
+    public var isRetired: Bool { retiredFlag.load(ordering: .relaxed) }
+
+    func setRetired(_ retired: Bool) { retiredFlag.store(retired, ordering: .relaxed) }
 
     public func isAvailable(at now: NIODeadline) -> Bool {
         passesHealthCheck.load(ordering: .relaxed) && now.uptimeNanoseconds >= downUntilNanoseconds.load(ordering: .relaxed)

@@ -15,7 +15,10 @@ public final class UpstreamRegistry: Sendable {
     public func instances(for endpoints: [ListenAddress]) -> [UpstreamInstance] {
         instances.withLock { table in
             endpoints.map { endpoint in
-                if let existing = table[endpoint] { return existing }
+                if let existing = table[endpoint] {
+                    existing.setRetired(false)
+                    return existing
+                }
                 let created = UpstreamInstance(endpoint: endpoint, balancerIndex: balancerIndex)
                 table[endpoint] = created
                 return created
@@ -23,9 +26,11 @@ public final class UpstreamRegistry: Sendable {
         }
     }
 
-    /// Forgets endpoints no longer configured once nothing is in flight on them.
+    /// Retires endpoints no longer configured, and forgets those with nothing in flight. One with
+    /// requests in flight is kept, so that adding it back at once keeps its count exact.
     public func prune(keeping endpoints: Set<ListenAddress>) {
         instances.withLock { table in
+            for (endpoint, instance) in table where !endpoints.contains(endpoint) { instance.setRetired(true) }
             table = table.filter { endpoints.contains($0.key) || $0.value.inFlight > 0 }
         }
     }

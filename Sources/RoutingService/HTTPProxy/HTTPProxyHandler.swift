@@ -344,7 +344,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.connection = nil
             connection.delegate = nil
             let reusable = exchange.requestEndForwarded && !(exchange.response?.upstreamWantsClose ?? true)
-            if reusable {
+            if reusable && !exchange.instance.isRetired {
                 loop.pool(for: exchange.instance).release(connection, idleTimeout: exchange.routes.timeouts.upstreamIdle.timeAmount)
             } else {
                 connection.close()
@@ -421,6 +421,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             try clientPipeline.removeHandler(context: clientPipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self))
             clientChannel.read()
             connection.channel.read()
+            runtime.longLivedConnections.register(
+                clientChannel, domain: exchange.route.domain, upstream: exchange.instance.endpoint
+            )
         } catch {
             connection.close()
             clientChannel.close(promise: nil)

@@ -7,6 +7,8 @@ public final class HTTPProxyRuntime: Sendable {
     public let eventLoopGroup: any EventLoopGroup
     public let balancers: [HTTPBalancer]
     public let routes: RoutingTableStore<ProxyRoutes>
+    /// WebSockets and other upgraded connections, so a reload can drain those on removed routes.
+    public let longLivedConnections = LongLivedConnectionRegistry()
     let connector: any UpstreamConnector
     let acmeResponder: any ACMEChallengeResponder
     let accessLog: AccessLog
@@ -47,6 +49,18 @@ public final class HTTPProxyRuntime: Sendable {
         self.routes.replace(with: routes)
         let endpoints = Set(routes.table.upstreamGroups.flatMap(\.endpoints))
         for balancer in balancers { balancer.registry.prune(keeping: endpoints) }
+        for bound in loopContexts.values {
+            bound.eventLoop.execute { bound.value.dropRetiredPools() }
+        }
+    }
+
+    /// Idle pooled connections over all loops (for tests and the admin API).
+    public func idleConnectionCount() async -> Int {
+        var total = 0
+        for bound in loopContexts.values {
+            total += (try? await bound.eventLoop.submit { bound.value.idleConnectionCount }.get()) ?? 0
+        }
+        return total
     }
 
     /// Requests in flight over all balancers.

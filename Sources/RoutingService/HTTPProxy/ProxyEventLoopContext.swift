@@ -27,6 +27,14 @@ final class ProxyEventLoopContext {
 
     var idleConnectionCount: Int { pools.values.reduce(0) { $0 + $1.idleCount } }
 
+    /// After a reload: pools of instances that were removed close their idle connections and go away.
+    func dropRetiredPools() {
+        for (key, pool) in pools where pool.instance.isRetired {
+            pool.closeAll()
+            pools[key] = nil
+        }
+    }
+
     func closeAllIdle() {
         for pool in pools.values { pool.closeAll() }
     }

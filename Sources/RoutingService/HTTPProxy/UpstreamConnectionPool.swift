@@ -39,7 +39,7 @@ final class UpstreamConnectionPool: UpstreamConnectionDelegate {
 
     /// Takes back a connection whose last exchange completed cleanly; it is closed after `idleTimeout`.
     func release(_ connection: UpstreamConnection, idleTimeout: TimeAmount) {
-        guard !connection.isClosed, idle.count < Self.maximumIdle else {
+        guard !connection.isClosed, idle.count < Self.maximumIdle, !instance.isRetired else {
             connection.close()
             return
         }
