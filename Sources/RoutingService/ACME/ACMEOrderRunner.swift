@@ -4,6 +4,11 @@ import Logging
 public struct IssuedCertificate: Sendable {
     public var chainPEM: [UInt8]
     public var keyPEM: [UInt8]
+
+    public init(chainPEM: [UInt8], keyPEM: [UInt8]) {
+        self.chainPEM = chainPEM
+        self.keyPEM = keyPEM
+    }
 }
 
 /// Runs one `ACMEOrderStateMachine` against the CA: performs each action, feeds the result back,
