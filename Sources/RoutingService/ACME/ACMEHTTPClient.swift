@@ -95,9 +95,17 @@ public final class ACMEHTTPClient: ACMETransport {
         }
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
         do {
-            let response = try await promise.futureResult.get()
+            // A cancelled order (shutdown, domain dropped) does not wait for the response.
+            let response = try await withTaskCancellationHandler {
+                try await promise.futureResult.get()
+            } onCancel: {
+                promise.fail(CancellationError())
+            }
             channel.close(promise: nil)
             return response
+        } catch is CancellationError {
+            channel.close(promise: nil)
+            throw CancellationError()
         } catch let error as ACMEError {
             channel.close(promise: nil)
             throw error
