@@ -108,7 +108,9 @@ public actor ACMEClient {
         do {
             body = try JSONDecoder().decode(Body.self, from: Data(response.body))
         } catch {
-            throw ACMEError(.unexpectedResponse, "\(url) answered \(response.status) with JSON this client cannot read: \(error)")
+            throw ACMEError(
+                .unexpectedResponse, "\(url) answered \(response.status) with JSON this client cannot read: \(error)"
+            )
         }
         return Reply(
             body: body,

@@ -106,7 +106,9 @@ public struct ACMEOrderStateMachine: Sendable {
                 guard let first = order.authorizations.first else {
                     return fail("the new order is pending but lists no authorization", code: .unexpectedResponse)
                 }
-                state = .authorizing(remaining: Array(order.authorizations.dropFirst()), current: first, responded: false, polls: 0)
+                state = .authorizing(
+                    remaining: Array(order.authorizations.dropFirst()), current: first, responded: false, polls: 0
+                )
                 return .fetchAuthorization(url: first)
             case .ready:
                 return finalize()
@@ -155,7 +157,10 @@ public struct ACMEOrderStateMachine: Sendable {
                 challenge.token != nil
             else {
                 let offered = authorization.challenges.map(\.type).joined(separator: ", ")
-                return fail("the CA offers no \(challengeType) challenge for \(name) (offered: \(offered))", code: .challengeFailed)
+                return fail(
+                    "the CA offers no \(challengeType) challenge for \(name) (offered: \(offered))",
+                    code: .challengeFailed
+                )
             }
             state = .authorizing(remaining: remaining, current: current, responded: true, polls: 0)
             return .respondToChallenge(authorizationURL: current, identifier: name, challenge: challenge)
@@ -188,7 +193,9 @@ public struct ACMEOrderStateMachine: Sendable {
     }
 
     public mutating func certificateDownloaded() -> Action {
-        guard case .downloading = state else { return fail("a certificate arrived in an unexpected step", code: .unexpectedResponse) }
+        guard case .downloading = state else {
+            return fail("a certificate arrived in an unexpected step", code: .unexpectedResponse)
+        }
         state = .done
         return .succeed
     }
@@ -219,7 +226,8 @@ public struct ACMEOrderStateMachine: Sendable {
         case .processing:
             return poll(order: polls, retryAfter: retryAfter) { .finalizing(polls: $0) }
         case .invalid:
-            return fail("the order became invalid: \(order.error.map { "\($0)" } ?? "no reason given")", code: .orderFailed, problem: order.error)
+            let reason = order.error.map { "\($0)" } ?? "no reason given"
+            return fail("the order became invalid: \(reason)", code: .orderFailed, problem: order.error)
         case .pending, .ready:
             return fail("the order is \(order.status.rawValue) after finalize", code: .orderFailed)
         }
@@ -234,7 +242,11 @@ public struct ACMEOrderStateMachine: Sendable {
         return .pollOrder(url: orderURL, after: polling.interval(forPoll: polls, retryAfter: retryAfter))
     }
 
-    private mutating func fail(_ reason: String, code: ACMEError.Code = .orderFailed, problem: ACMEProblem? = nil) -> Action {
+    private mutating func fail(
+        _ reason: String,
+        code: ACMEError.Code = .orderFailed,
+        problem: ACMEProblem? = nil
+    ) -> Action {
         state = .failed
         return .fail(ACMEError(code, reason, problem: problem))
     }

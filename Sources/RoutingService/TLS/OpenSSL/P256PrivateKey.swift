@@ -45,7 +45,9 @@ public final class P256PrivateKey: @unchecked Sendable {
         var groupLength = 0
         guard EVP_PKEY_get_base_id(key) == EVP_PKEY_EC,
             EVP_PKEY_get_group_name(key, &groupName, groupName.count, &groupLength) == 1,
-            ["prime256v1", "P-256"].contains(String(decoding: groupName.prefix(groupLength).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            ["prime256v1", "P-256"].contains(
+                String(decoding: groupName.prefix(groupLength).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            )
         else {
             EVP_PKEY_free(key)
             throw OpenSSLError(code: .keyGenerationFailed, detail: "the key is not an EC P-256 key")
