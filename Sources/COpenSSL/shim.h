@@ -86,6 +86,18 @@ static inline void CO_GENERAL_NAMES_free(STACK_OF(GENERAL_NAME) *sk) { GENERAL_N
 static inline int CO_sk_X509_num(const STACK_OF(X509) *sk) { return sk_X509_num(sk); }
 static inline X509 *CO_sk_X509_value(const STACK_OF(X509) *sk, int i) { return sk_X509_value(sk, i); }
 
+// A CSR's extension request needs a STACK_OF(X509_EXTENSION); only the one-extension case is needed.
+static inline int CO_X509_REQ_add_extension(X509_REQ *request, X509_EXTENSION *extension) {
+    STACK_OF(X509_EXTENSION) *extensions = sk_X509_EXTENSION_new_null();
+    if (extensions == NULL) return 0;
+    if (sk_X509_EXTENSION_push(extensions, extension) <= 0) {
+        sk_X509_EXTENSION_free(extensions);
+        return 0;
+    }
+    int added = X509_REQ_add_extensions(request, extensions);
+    sk_X509_EXTENSION_free(extensions);
+    return added;
+}
 
 // Memory OpenSSL hands back (BN_bn2hex, ASN1_STRING_to_UTF8) is freed with this macro.
 static inline void CO_OPENSSL_free(void *pointer) { OPENSSL_free(pointer); }

@@ -29,4 +29,22 @@ public struct ALPNProtocol: Hashable, Sendable, CustomStringConvertible, Express
         }
         return bytes
     }
+
+    /// Whether an ALPN extension body (a 2-byte list length, then length-prefixed identifiers) lists
+    /// `proto`. A malformed body lists nothing.
+    static func extensionOffers(_ proto: ALPNProtocol, _ body: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard body.count >= 2 else { return false }
+        let listLength = Int(body[0]) << 8 | Int(body[1])
+        guard listLength == body.count - 2 else { return false }
+        let wanted = Array(proto.name.utf8)
+        var offset = 2
+        while offset < body.count {
+            let length = Int(body[offset])
+            offset += 1
+            guard length > 0, offset + length <= body.count else { return false }
+            if length == wanted.count, body[offset..<(offset + length)].elementsEqual(wanted) { return true }
+            offset += length
+        }
+        return false
+    }
 }

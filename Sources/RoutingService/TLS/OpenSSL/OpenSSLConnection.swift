@@ -51,6 +51,8 @@ public final class OpenSSLConnection {
     public private(set) var serverContext: OpenSSLServerContext?
     /// Why the servername callback refused the handshake, when it did.
     public private(set) var serverNameRefusal: String?
+    /// Set by the ClientHello callback: the client lists ALPN `acme-tls/1` (RFC 8737 validation).
+    var clientOffersACMETLS1 = false
 
     /// A memory BIO holding more than this after a burst is replaced once drained, so an idle
     /// connection does not keep its largest burst allocated.
@@ -73,7 +75,12 @@ public final class OpenSSLConnection {
         let connection = try OpenSSLConnection(role: .client, context: context.context, front: nil, client: context)
         let ssl = connection.ssl
         SSL_set_connect_state(ssl)
-        if let serverName {
+        if let serverName, isIPAddressLiteral(serverName) {
+            // An IP literal: no SNI (RFC 6066 §3 forbids it); the certificate is checked for that IP SAN.
+            if context.verifiesPeer, X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), serverName) != 1 {
+                throw OpenSSLError.draining(.connectionSetupFailed, detail: "IP address check for \(serverName)")
+            }
+        } else if let serverName {
             guard CO_SSL_set_tlsext_host_name(ssl, serverName) == 1 else {
                 throw OpenSSLError.draining(.connectionSetupFailed, detail: "SNI \(serverName)")
             }
@@ -263,6 +270,14 @@ public final class OpenSSLConnection {
     /// Called from the servername callback: moves `ssl` to the certificate context for the SNI.
     func switchToContextForServerName() -> Bool {
         let requested = serverName
+        if clientOffersACMETLS1, let front, let requested, let challenge = front.challengeContext(forServerName: requested) {
+            guard SSL_set_SSL_CTX(ssl, challenge.context) != nil else {
+                serverNameRefusal = "could not switch to the ACME challenge certificate for \(requested)"
+                return false
+            }
+            serverContext = challenge
+            return true
+        }
         guard let front, let chosen = front.context(forServerName: requested) else {
             serverNameRefusal = requested.map { "no certificate for \($0)" } ?? "no SNI and no default certificate"
             return false
@@ -301,6 +316,11 @@ public final class OpenSSLConnection {
 
 @available(*, unavailable)
 extension OpenSSLConnection: Sendable {}
+
+/// `127.0.0.1` or `::1` (a host name never contains `:` and never is all digits and dots).
+private func isIPAddressLiteral(_ host: String) -> Bool {
+    host.contains(":") || (host.contains(".") && host.allSatisfy { $0.isASCII && ($0.isNumber || $0 == ".") })
+}
 
 /// The `SSL` ex_data slot holding the owning `OpenSSLConnection` (allocated once per process).
 private let connectionExDataIndex: Int32 = CRYPTO_get_ex_new_index(CRYPTO_EX_INDEX_SSL, 0, nil, nil, nil, nil)

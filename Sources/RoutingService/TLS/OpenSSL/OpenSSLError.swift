@@ -17,6 +17,9 @@ public struct OpenSSLError: Error, Sendable, CustomStringConvertible {
             case invalidTrustRoots
             case contextSetupFailed
             case connectionSetupFailed
+            case keyGenerationFailed
+            case signingFailed
+            case certificateBuildFailed
         }
 
         private let base: Base
@@ -40,6 +43,12 @@ public struct OpenSSLError: Error, Sendable, CustomStringConvertible {
         public static let contextSetupFailed = Code(.contextSetupFailed)
         /// `SSL_new` or a per-connection setting (SNI, ALPN, host name check) failed.
         public static let connectionSetupFailed = Code(.connectionSetupFailed)
+        /// A new key pair could not be made, or a stored key is not the expected kind.
+        public static let keyGenerationFailed = Code(.keyGenerationFailed)
+        /// Signing or hashing (JWS, CSR) failed.
+        public static let signingFailed = Code(.signingFailed)
+        /// A CSR or a self-signed challenge certificate could not be built.
+        public static let certificateBuildFailed = Code(.certificateBuildFailed)
 
         public var description: String {
             switch base {
@@ -54,6 +63,9 @@ public struct OpenSSLError: Error, Sendable, CustomStringConvertible {
             case .invalidTrustRoots: "invalid CA bundle"
             case .contextSetupFailed: "TLS context setup failed"
             case .connectionSetupFailed: "TLS connection setup failed"
+            case .keyGenerationFailed: "key generation failed"
+            case .signingFailed: "signing failed"
+            case .certificateBuildFailed: "certificate building failed"
             }
         }
     }
