@@ -29,13 +29,15 @@ public final class P256PrivateKey: @unchecked Sendable {
 
     /// Reads a stored key; anything but an unencrypted EC P-256 private key is refused.
     public convenience init(pem: [UInt8]) throws(OpenSSLError) {
-        let key: OpaquePointer
+        let parsed: PrivateKey
         do {
-            key = try PEMReader.privateKey(pem)
+            parsed = try PrivateKey(pem: pem)
         } catch {
-            throw OpenSSLError(code: .keyGenerationFailed, detail: "not a readable PEM private key", reasons: error.reasons)
+            throw OpenSSLError(code: .keyGenerationFailed, detail: "not a readable PEM private key: \(error)")
         }
-        try self.init(taking: key)
+        // Our own reference: `parsed` frees its one when it goes.
+        EVP_PKEY_up_ref(parsed.evpKey)
+        try self.init(taking: parsed.evpKey)
     }
 
     /// Takes ownership of `key` (freed in deinit, also when it is refused here).
