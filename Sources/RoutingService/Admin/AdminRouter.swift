@@ -31,6 +31,13 @@ public struct AdminRouter: Sendable {
         let path = PathMatcher(segments: request.segments)
         if method == .GET, path.matches("health") { return .json(.ok, ["status": "ok"]) }
         if method == .GET, path.matches("status") { return await status() }
+        if method == .GET, path.matches("metrics") {
+            return AdminResponse(
+                status: .ok,
+                headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                body: Array(reloader.runtime.metrics.render().utf8)
+            )
+        }
         if method == .GET, path.matches("config") {
             let (text, version, file) = await (reloader.text, reloader.version, reloader.path)
             return .json(.ok, ["version": version.description, "path": file, "yaml": text], headers: etag(version))
@@ -83,7 +90,7 @@ public struct AdminRouter: Sendable {
             return await outcome(reloader.edit(.removeInstance(service: captures[0], address), ifMatch: request.ifMatch))
         }
         if method == .GET, path.matches("balancers") { return await balancers() }
-        let known = ["health", "status", "config", "domains", "certificates", "services", "balancers"]
+        let known = ["health", "status", "metrics", "config", "domains", "certificates", "services", "balancers"]
         if let first = request.segments.first, known.contains(first) {
             return .error(.methodNotAllowed, "\(method.rawValue) is not supported on /\(request.segments.joined(separator: "/")) (see docs/ADMIN-API.md)")
         }
@@ -137,7 +144,7 @@ public struct AdminRouter: Sendable {
             "config": await reloader.path,
             "uptimeSeconds": Int(Date().timeIntervalSince(reloader.startedAt)),
             "lastChange": last,
-            "changesApplied": history.count - 1,
+            "changesApplied": version.number,
             "reloadsRefused": refusals,
             "counts": [
                 "services": configuration.services.count,
@@ -207,9 +214,13 @@ public struct AdminRouter: Sendable {
         if let stored = store.loadAll().certificate(covering: domain.name) {
             certificate = Self.json(stored)
         }
+        var automatic: Any = NSNull()
+        if domain.ssl == .auto, let state = reloader.runtime.certificateManager?.state(for: domain.name.value) {
+            automatic = Self.json(state)
+        }
         return .json(.ok, [
             "domain": domain.name.value, "ssl": domain.ssl?.rawValue ?? NSNull(),
-            "redirectHTTP": domain.redirectHTTP, "certificate": certificate,
+            "redirectHTTP": domain.redirectHTTP, "certificate": certificate, "automatic": automatic,
         ])
     }
 
@@ -387,4 +398,21 @@ struct PathMatcher {
     func matches(_ pattern: String) -> Bool { captures(pattern) != nil }
 
     func capture(_ pattern: String) -> String? { captures(pattern)?.first }
+}
+
+extension AdminRouter {
+    /// An automatic certificate's state as JSON (dates in ISO 8601).
+    static func json(_ state: DomainCertificateState) -> [String: Any] {
+        let formatter = ISO8601DateFormatter()
+        var object: [String: Any] = [
+            "status": state.status.rawValue, "consecutiveFailures": state.consecutiveFailures,
+        ]
+        object["serialNumber"] = state.serialNumber
+        object["notBefore"] = state.notBefore.map(formatter.string(from:))
+        object["notAfter"] = state.notAfter.map(formatter.string(from:))
+        object["renewalDate"] = state.renewalDate.map(formatter.string(from:))
+        object["lastError"] = state.lastError
+        object["nextRetry"] = state.nextRetry.map(formatter.string(from:))
+        return object
+    }
 }

@@ -157,7 +157,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             mode: mode,
             serverName: serverName,
             host: host,
-            uri: head.uri
+            uri: head.uri,
+            canServeTLS: runtime.canServeTLS
         )
         switch disposition {
         case .proxy(let route):

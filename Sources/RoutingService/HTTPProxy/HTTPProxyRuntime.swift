@@ -11,6 +11,8 @@ public final class HTTPProxyRuntime: Sendable {
     public let longLivedConnections = LongLivedConnectionRegistry()
     let connector: any UpstreamConnector
     let acmeResponder: any ACMEChallengeResponder
+    /// Whether the TLS front holds a certificate for a host (plain-listener redirects depend on it).
+    let canServeTLS: @Sendable (Substring) -> Bool
     let accessLog: AccessLog
     let logger: Logger
     /// How long an instance that refused a connection is skipped (passive health).
@@ -23,6 +25,7 @@ public final class HTTPProxyRuntime: Sendable {
         eventLoopGroup: any EventLoopGroup,
         connector: any UpstreamConnector = SocketUpstreamConnector(),
         acmeResponder: any ACMEChallengeResponder = NoACMEChallenges(),
+        canServeTLS: @escaping @Sendable (Substring) -> Bool = { _ in true },
         markDownDuration: TimeAmount = .seconds(5),
         logger: Logger = Logger(label: "edge-router.http")
     ) {
@@ -32,6 +35,7 @@ public final class HTTPProxyRuntime: Sendable {
         self.routes = RoutingTableStore(ProxyRoutes(configuration: configuration, balancers: balancers))
         self.connector = connector
         self.acmeResponder = acmeResponder
+        self.canServeTLS = canServeTLS
         self.markDownDuration = markDownDuration
         self.logger = logger
         self.accessLog = AccessLog(logger: logger)

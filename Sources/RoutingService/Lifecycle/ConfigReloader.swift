@@ -208,11 +208,13 @@ public actor ConfigReloader {
         logger.info("Configuration applied", metadata: [
             "version": "\(version)", "trigger": "\(trigger.rawValue)", "changes": "\(diff.summary)",
         ])
+        runtime.metrics.reloaded(outcome: "applied")
         return .applied(applied)
     }
 
     private func refuse(_ error: ConfigurationError, trigger: ReloadTrigger) -> ReloadOutcome {
         refusals += 1
+        runtime.metrics.reloaded(outcome: "refused")
         logger.error("Configuration refused; the running configuration stays", metadata: [
             "version": "\(version)", "trigger": "\(trigger.rawValue)", "problems": "\(error.problems.count)",
         ])

@@ -100,6 +100,9 @@ public struct ConfigurationDiff: Sendable, Equatable {
         if old.admin.listen != new.admin.listen {
             diff.needsRestart.append(("admin.listen", "the admin API moves from \(old.admin.listen) to \(new.admin.listen): that needs a restart"))
         }
+        if old.acme != new.acme {
+            diff.needsRestart.append(("acme", "the ACME settings change: the certificate manager takes its CA and account at start, so that needs a restart"))
+        }
         if old.balancers != new.balancers {
             diff.needsRestart.append(("balancers.http", "the number of HTTP balancers changes from \(old.balancers.http) to \(new.balancers.http): that needs a restart"))
         }

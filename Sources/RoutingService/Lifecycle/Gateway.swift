@@ -82,10 +82,19 @@ public final class Gateway: Service, Sendable {
         runtime.reloadCertificates(configuration, force: true)
         let tlsRoutes = runtime.tlsRoutes
         let contexts = runtime.contexts
-        let front = try OpenSSLFrontContext { serverName in
-            guard tlsRoutes.snapshot.terminatesTLS(forServerName: serverName) else { return nil }
-            return contexts.context(forServerName: serverName)
+        let challenges = runtime.challenges
+        var selectChallengeContext: (@Sendable (String) -> OpenSSLServerContext?)?
+        if runtime.certificateManager != nil {
+            selectChallengeContext = { challenges.tlsALPN01Context(forServerName: $0) }
         }
+        let front = try OpenSSLFrontContext(
+            selectContext: { serverName in
+                guard tlsRoutes.snapshot.terminatesTLS(forServerName: serverName) else { return nil }
+                return contexts.context(forServerName: serverName)
+            },
+            selectChallengeContext: selectChallengeContext
+        )
+        runtime.registerMetricCollectors()
         let proxy = runtime.proxy
         let timeouts = configuration.timeouts
 
@@ -142,6 +151,8 @@ public final class Gateway: Service, Sendable {
 
         await withTaskGroup(of: Void.self) { tasks in
             if let admin { tasks.addTask { await admin.run() } }
+            tasks.addTask { try? await runtime.health.run() }
+            if let manager = runtime.certificateManager { tasks.addTask { try? await manager.run() } }
             if options.watchFile, FileManager.default.fileExists(atPath: loaded.path) {
                 let watcher = ConfigFileWatcher(path: loaded.path, interval: options.watchInterval)
                 tasks.addTask {

@@ -11,33 +11,91 @@ public final class GatewayRuntime: Sendable {
     public let tlsRoutes: RoutingTableStore<TLSListenerRoutes>
     public let contexts: TLSContextStore
     public let registry: L4ConnectionRegistry
+    public let metrics: GatewayMetrics
+    /// Active health checks of HTTP instances; run beside the listeners.
+    public let health: HealthCheckService
+    /// ACME challenge answers, shared by the plain listener (HTTP-01) and the TLS front (TLS-ALPN-01).
+    public let challenges: ACMEChallengeTable
+    /// Automatic certificates (`ssl: auto`); nil without an `acme` section.
+    public let certificateManager: CertificateManager?
     let relay: TCPRelayConfiguration
     private let group: any EventLoopGroup
     private let logger: Logger
     /// Keyed by `tcp/127.0.0.1:7000`: the identity of a public port across reloads.
-    private let publicListeners = Mutex<[String: any L4PortListener]>([:])
+    private let publicListenersByKey = Mutex<[String: any L4PortListener]>([:])
     private let certificateFingerprint = Mutex<String>("")
+    private let certificatesLoaded = Mutex<[StoredCertificate]>([])
+
+    /// What the last load of the store found (for metrics and the admin API).
+    public var loadedCertificates: [StoredCertificate] { certificatesLoaded.withLock { $0 } }
+
+    var publicListeners: [any L4PortListener] { publicListenersByKey.withLock { Array($0.values) } }
 
     public init(configuration: GatewayConfiguration, group: any EventLoopGroup, logger: Logger) {
         self.group = group
         self.logger = logger
         self.registry = L4ConnectionRegistry()
         self.tlsRoutes = RoutingTableStore(TLSListenerRoutes(configuration: configuration, registry: registry))
-        self.contexts = TLSContextStore()
-        self.proxy = HTTPProxyRuntime(configuration: configuration, eventLoopGroup: group, logger: logger)
+        let contexts = TLSContextStore()
+        self.contexts = contexts
+        let challenges = ACMEChallengeTable()
+        self.challenges = challenges
+        self.metrics = GatewayMetrics()
+        self.proxy = HTTPProxyRuntime(
+            configuration: configuration,
+            eventLoopGroup: group,
+            acmeResponder: challenges,
+            canServeTLS: { contexts.context(forServerName: String($0)) != nil },
+            logger: logger
+        )
+        self.health = HealthCheckService(configuration: configuration, runtime: proxy, logger: logger)
+        self.certificateManager = Self.makeCertificateManager(
+            configuration: configuration, contexts: contexts, challenges: challenges, group: group, logger: logger
+        )
         self.relay = TCPRelayConfiguration(
             connectTimeout: configuration.timeouts.upstreamConnect, idleTimeout: .seconds(300)
         )
+    }
+
+    private static func makeCertificateManager(
+        configuration: GatewayConfiguration,
+        contexts: TLSContextStore,
+        challenges: ACMEChallengeTable,
+        group: any EventLoopGroup,
+        logger: Logger
+    ) -> CertificateManager? {
+        guard let acme = configuration.acme else { return nil }
+        do {
+            let issuer = try ACMECertificateIssuer(
+                configuration: acme,
+                certificateDirectory: configuration.certificates.directory,
+                challenges: challenges,
+                group: group,
+                logger: logger
+            )
+            return CertificateManager(
+                configuration: configuration,
+                store: CertificateStore(directory: configuration.certificates.directory),
+                contexts: contexts,
+                issuer: issuer,
+                logger: logger
+            )
+        } catch {
+            logger.error("Automatic certificates are off: the ACME client could not start", metadata: [
+                "directory": "\(acme.directoryURL)", "reason": "\(error)",
+            ])
+            return nil
+        }
     }
 
     static func key(_ port: PublicPortConfiguration) -> String { "\(port.transport.rawValue)/\(port.listen)" }
 
     /// The public listeners in configuration order of their keys (for `BoundAddresses` and the admin API).
     public func publicListener(for port: PublicPortConfiguration) -> (any L4PortListener)? {
-        publicListeners.withLock { $0[Self.key(port)] }
+        publicListenersByKey.withLock { $0[Self.key(port)] }
     }
 
-    public var publicListenerCount: Int { publicListeners.withLock { $0.count } }
+    public var publicListenerCount: Int { publicListenersByKey.withLock { $0.count } }
 
     // MARK: certificates
 
@@ -52,10 +110,11 @@ public final class GatewayRuntime: Sendable {
             return current == fingerprint
         }
         if unchanged && !force { return false }
-        let (index, _) = CertificateContexts.load(
+        let (index, report) = CertificateContexts.load(
             store: store, defaultName: configuration.certificates.defaultName, logger: logger
         )
         contexts.replace(index)
+        certificatesLoaded.withLock { $0 = report.certificates }
         return true
     }
 
@@ -81,13 +140,13 @@ public final class GatewayRuntime: Sendable {
     /// Binds the public ports of the configuration at start.
     public func startPublicPorts(_ loaded: LoadedConfiguration) async throws {
         let added = try await bind(loaded.configuration.publicPorts, of: loaded)
-        publicListeners.withLock { table in
+        publicListenersByKey.withLock { table in
             for listener in added { table[Self.key(listener.configuration)] = listener }
         }
     }
 
     public func stopPublicPorts() async {
-        let listeners = publicListeners.withLock { table in
+        let listeners = publicListenersByKey.withLock { table in
             defer { table.removeAll() }
             return Array(table.values)
         }
@@ -134,7 +193,7 @@ public final class GatewayRuntime: Sendable {
     public func apply(_ loaded: LoadedConfiguration, old: GatewayConfiguration, diff: ConfigurationDiff) async throws {
         let configuration = loaded.configuration
         // Released first, so a port moved from one address form to another can be bound again.
-        let removed = publicListeners.withLock { table in
+        let removed = publicListenersByKey.withLock { table in
             diff.publicPortsRemoved.compactMap { table.removeValue(forKey: Self.key($0)) }
         }
         for listener in removed { await listener.stop() }
@@ -146,7 +205,7 @@ public final class GatewayRuntime: Sendable {
             let restored = (try? await bind(removed.map(\.configuration), of: LoadedConfiguration(
                 configuration: old, sourceMap: .init(), path: loaded.path
             ))) ?? []
-            publicListeners.withLock { table in
+            publicListenersByKey.withLock { table in
                 for listener in restored { table[Self.key(listener.configuration)] = listener }
             }
             throw error
@@ -157,7 +216,7 @@ public final class GatewayRuntime: Sendable {
         tlsRoutes.replace(with: TLSListenerRoutes(configuration: configuration, registry: registry))
         let newEndpoints = Set(proxy.routes.snapshot.table.upstreamGroups.flatMap(\.endpoints))
 
-        let kept = publicListeners.withLock { table in
+        let kept = publicListenersByKey.withLock { table in
             for listener in added { table[Self.key(listener.configuration)] = listener }
             return Array(table.values)
         }
@@ -169,6 +228,8 @@ public final class GatewayRuntime: Sendable {
         }
 
         reloadCertificates(configuration, force: diff.certificatesChanged)
+        health.apply(configuration)
+        certificateManager?.apply(configuration)
 
         let drained = proxy.longLivedConnections.drain(
             domains: diff.domainsToDrain,

@@ -31,7 +31,8 @@ public final class GatewayMetrics: Sendable {
         public static let tlsHandshakeFailures = "edge_router_tls_handshake_failures_total"
         public static let certificateExpiry = "edge_router_certificate_expiry_timestamp_seconds"
         public static let reloads = "edge_router_config_reloads_total"
-        public static let l4Sessions = "edge_router_l4_active_sessions"
+        public static let certificateState = "edge_router_certificate_state"
+        public static let udpActiveFlows = "edge_router_udp_active_flows"
         public static let udpFlowsRefused = "edge_router_udp_flows_refused"
     }
 

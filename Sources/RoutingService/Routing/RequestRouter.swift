@@ -28,12 +28,15 @@ public enum RequestRouter {
     ///   - serverName: the connection's SNI (TLS mode only), nil when the client sent none.
     ///   - host: the request's `Host` header value, nil when absent.
     ///   - uri: the request target as received.
+    ///   - canServeTLS: whether the TLS front has a certificate for a host now; a domain still waiting for
+    ///     its first automatic certificate is served over plain HTTP instead of redirected to a refusal.
     public static func disposition(
         table: RoutingTable,
         mode: HTTPFrontMode,
         serverName: String?,
         host: String?,
-        uri: String
+        uri: String,
+        canServeTLS: (Substring) -> Bool = { _ in true }
     ) -> RequestDisposition {
         if mode == .plain, uri.hasPrefix(acmeChallengePrefix) {
             return .acmeChallenge(token: uri.dropFirst(acmeChallengePrefix.count))
@@ -60,7 +63,7 @@ public enum RequestRouter {
 
         case .plain:
             guard let hostRoute, hostRoute.isHTTP else { return .unknownHost(String(hostname)) }
-            if hostRoute.redirectHTTP {
+            if hostRoute.redirectHTTP, canServeTLS(hostname) {
                 let port = table.httpsPort == 443 ? "" : ":\(table.httpsPort)"
                 let authority = hostname.contains(":") ? "[\(hostname)]" : String(hostname)
                 return .redirect(location: "https://\(authority)\(port)\(originForm(uri))")
