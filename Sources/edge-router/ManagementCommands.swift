@@ -101,6 +101,13 @@ struct SSLCommand: AsyncParsableCommand {
         } else {
             print("no certificate covers \(domain)")
         }
+        if let automatic = object["automatic"] as? [String: Any] {
+            var line = "automatic certificate: \(automatic["status"] as? String ?? "?")"
+            if let renewal = automatic["renewalDate"] as? String { line += ", renews from \(renewal)" }
+            if let error = automatic["lastError"] as? String { line += ", last error: \(error)" }
+            if let retry = automatic["nextRetry"] as? String { line += ", next try \(retry)" }
+            print(line)
+        }
     }
 }
 

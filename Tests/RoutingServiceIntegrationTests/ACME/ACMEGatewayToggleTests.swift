@@ -1,0 +1,101 @@
+import Foundation
+import RoutingService
+import Testing
+import TestSupport
+
+/// The real `edge-router run` binary with automatic certificates from Pebble, toggled with the CLI
+/// (`edge-router ssl DOMAIN auto|off`) while it runs: no restart, other domains unaffected.
+@Suite(.serialized, .timeLimit(.minutes(2)))
+struct ACMEGatewayToggleTests {
+    static let binary = CheckCommandTests.binary.path
+
+    @Test func togglingADomainThroughTheCLIServesAndWithdrawsItsCertificateWithoutARestart() async throws {
+        let instances = try NodeInstances()
+        defer { instances.stop() }
+        let ports = try await freePorts(3)
+        let (http, https, admin) = (ports[0], ports[1], ports[2])
+        let pebble = try await PebbleServer(httpPort: http, tlsPort: https)
+        defer { pebble.stop() }
+        let directory = pebble.directory.appendingPathComponent("gateway")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let token = directory.appendingPathComponent("admin.token").path
+        try "test-token-\(UUID().uuidString)\n".write(toFile: token, atomically: true, encoding: .utf8)
+        let config = directory.appendingPathComponent("gateway.yaml").path
+        try """
+        # ACME toggle test
+        listen:
+          https: 127.0.0.1:\(https)
+          http: 127.0.0.1:\(http)
+        admin:
+          listen: 127.0.0.1:\(admin)
+          tokenFile: \(token)
+        certificates:
+          directory: \(directory.appendingPathComponent("certs").path)
+        acme:
+          directory: \(pebble.directoryURL)
+          caBundle: \(pebble.listenerCAPath)
+        services:
+          - name: app
+            ports:
+              - { port: \(instances.port), http: true }
+            instances: [127.0.0.2, 127.0.0.3, 127.0.0.4]
+        domains:
+          - { name: keep.acme.test, service: app, port: \(instances.port), ssl: auto }
+          - { name: toggle.acme.test, service: app, port: \(instances.port), ssl: off }
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+
+        let launched = Date()
+        let gateway = try BackgroundProcess(Self.binary, ["run", "--config", config])
+        defer { gateway.stop() }
+        let root = pebble.issuingRootPath
+        func served(_ name: String) throws -> ServedCertificate {
+            try ServedCertificate.fetch(port: https, serverName: name, rootPath: root)
+        }
+        func cli(_ arguments: [String]) throws -> (status: Int32, output: String) {
+            try Shell.run(Self.binary, arguments + ["--config", config], allowFailure: true)
+        }
+        func plainGET(_ name: String) throws -> String {
+            try Shell.run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                                   "--resolve", "\(name):\(http):127.0.0.1", "http://\(name):\(http)/echo"],
+                          allowFailure: true).output
+        }
+
+        // At start: keep.acme.test is ordered and served; toggle.acme.test is plain HTTP only.
+        #expect(await eventually(within: 30) { (try? served("keep.acme.test"))?.verified == true }, "\(gateway.log)")
+        print("process start → ACME certificate served after \(String(format: "%.2f", Date().timeIntervalSince(launched))) s")
+        let keptSerial = try served("keep.acme.test").serial
+        #expect(try served("toggle.acme.test").refused)
+        #expect(try plainGET("toggle.acme.test") == "200")
+
+        // To auto through the CLI: the Pebble certificate is served without a restart.
+        let pid = gateway.pid
+        let started = Date()
+        let toAuto = try cli(["ssl", "toggle.acme.test", "auto"])
+        #expect(toAuto.status == 0, "\(toAuto.output)")
+        #expect(await eventually(within: 30) { (try? served("toggle.acme.test"))?.verified == true }, "\(gateway.log)")
+        print("toggle to auto → new certificate served after \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+        #expect(gateway.pid == pid && gateway.process.isRunning)
+        let shown = try cli(["ssl", "toggle.acme.test"])
+        #expect(shown.output.contains("ssl auto"), "\(shown.output)")
+        #expect(shown.output.contains("automatic certificate: active"), "\(shown.output)")
+        #expect(try plainGET("toggle.acme.test") == "308", "with a certificate, HTTP redirects to HTTPS")
+
+        // To off: plain HTTP served, HTTPS refused for it.
+        let toOff = try cli(["ssl", "toggle.acme.test", "off"])
+        #expect(toOff.status == 0, "\(toOff.output)")
+        #expect(try served("toggle.acme.test").refused)
+        #expect(try plainGET("toggle.acme.test") == "200")
+
+        // The other domain was never disturbed and kept its certificate.
+        let kept = try served("keep.acme.test")
+        #expect(kept.verified)
+        #expect(kept.serial == keptSerial)
+
+        // Metrics show the state of every automatic certificate and the reloads.
+        let metrics = try Shell.run("curl", ["-s", "-H", "Authorization: Bearer \(try String(contentsOfFile: token, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))",
+                                             "http://127.0.0.1:\(admin)/metrics"]).output
+        #expect(metrics.contains("edge_router_certificate_state{domain=\"keep.acme.test\",state=\"active\"} 1"), "\(metrics)")
+        #expect(metrics.contains("edge_router_config_reloads_total{outcome=\"applied\"} 2"), "\(metrics)")
+        #expect(metrics.contains("edge_router_certificate_expiry_timestamp_seconds"), "\(metrics)")
+    }
+}
