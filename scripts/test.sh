@@ -4,6 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 swift build --build-tests
-# Loads and processes in the end-to-end tests are bounded; the parallel runner is kept because
-# the suites choose their own free ports.
-swift test --skip-build "$@"
+# One test at a time: the end-to-end suites start real processes and loads, time-outs are part of
+# what they check, and Foundation's Process is not reliable when many are spawned at once.
+swift test --skip-build --no-parallel "$@"
