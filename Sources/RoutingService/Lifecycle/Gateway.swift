@@ -105,7 +105,11 @@ public final class Gateway: Service, Sendable {
                 front: front,
                 routes: tlsRoutes,
                 proxy: proxy,
-                tls: .init(handshakeTimeout: timeouts.handshake),
+                tls: {
+                    var tls = TLSHandler.Configuration(handshakeTimeout: timeouts.handshake)
+                    tls.observer = runtime.metrics
+                    return tls
+                }(),
                 sniPeek: .init(peekTimeout: timeouts.handshake, relay: runtime.relay),
                 listenerName: "https/\(configuration.listen.https)",
                 logger: logger

@@ -8,7 +8,7 @@ import Synchronization
 /// not updated on the request path: `render()` reads them through the collectors when scraped.
 public final class GatewayMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
-    private let factory: PrometheusMetricsFactory
+    fileprivate let factory: PrometheusMetricsFactory
     private let collectors = Mutex<[@Sendable (GatewayMetrics) -> Void]>([])
 
     public init() {
@@ -48,13 +48,6 @@ public final class GatewayMetrics: Sendable {
         Metrics.Timer(label: Names.upstreamLatency, dimensions: [("domain", domain)], factory: factory)
     }
 
-    public func tlsHandshakeCompleted(protocolVersion: String) {
-        Metrics.Counter(label: Names.tlsHandshakes, dimensions: [("version", protocolVersion)], factory: factory).increment()
-    }
-
-    public func tlsHandshakeFailed(reason: String) {
-        Metrics.Counter(label: Names.tlsHandshakeFailures, dimensions: [("reason", reason)], factory: factory).increment()
-    }
 
     public func reloaded(outcome: String) {
         Metrics.Counter(label: Names.reloads, dimensions: [("outcome", outcome)], factory: factory).increment()
@@ -75,5 +68,20 @@ public final class GatewayMetrics: Sendable {
     public func render() -> String {
         for collector in collectors.withLock({ $0 }) { collector(self) }
         return registry.emitToString()
+    }
+}
+
+extension GatewayMetrics: TLSHandshakeObserver {
+    public func handshakeCompleted(_ event: TLSHandshakeCompletedEvent) {
+        Metrics.Counter(
+            label: Names.tlsHandshakes,
+            dimensions: [("version", event.protocolVersion), ("resumed", event.sessionReused ? "true" : "false")],
+            factory: factory
+        ).increment()
+    }
+
+    public func handshakeFailed(reason: TLSHandshakeFailure) {
+        Metrics.Counter(label: Names.tlsHandshakeFailures, dimensions: [("reason", reason.rawValue)], factory: factory)
+            .increment()
     }
 }

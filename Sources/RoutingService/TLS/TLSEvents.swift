@@ -14,3 +14,16 @@ public struct TLSHandshakeCompletedEvent: Sendable, Equatable {
         self.sessionReused = sessionReused
     }
 }
+
+/// Why a server handshake did not complete, in a few classes (metrics labels stay few).
+public enum TLSHandshakeFailure: String, Sendable {
+    case unrecognizedName = "unrecognized_name"
+    case timeout
+    case protocolError = "protocol_error"
+}
+
+/// Told of every handshake's outcome by the TLS handler, on its event loop: must be cheap.
+public protocol TLSHandshakeObserver: Sendable {
+    func handshakeCompleted(_ event: TLSHandshakeCompletedEvent)
+    func handshakeFailed(reason: TLSHandshakeFailure)
+}

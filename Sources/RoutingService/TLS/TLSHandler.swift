@@ -23,6 +23,8 @@ public final class TLSHandler: ChannelDuplexHandler {
         public var closeTimeout: TimeAmount
         /// Plaintext held while waiting for the handshake or a flush; a write beyond it fails.
         public var maximumBufferedPlaintextBytes: Int
+        /// Told about each handshake's outcome (metrics).
+        public var observer: (any TLSHandshakeObserver)?
 
         public init(
             handshakeTimeout: TimeAmount = .seconds(10),
@@ -193,6 +195,7 @@ public final class TLSHandler: ChannelDuplexHandler {
                     "tls.version": "\(event.protocolVersion)", "tls.resumed": "\(event.sessionReused)",
                 ]
             )
+            configuration.observer?.handshakeCompleted(event)
             context.fireUserInboundEventTriggered(event)
             if pendingWrites.hasMark, stateMachine.flush() == .encryptFlushedWrites {
                 encryptFlushedWrites(context: context)
@@ -233,6 +236,7 @@ public final class TLSHandler: ChannelDuplexHandler {
         handshakeTimeout?.cancel()
         handshakeTimeout = nil
         let verb = error.code == .unrecognizedServerName ? "refused" : "failed"
+        configuration.observer?.handshakeFailed(reason: error.code == .unrecognizedServerName ? .unrecognizedName : .protocolError)
         logger.info("TLS handshake \(verb) from \(peer): \(error.reason)", metadata: ["tls.error": "\(error)"])
         context.fireErrorCaught(error)
         failPendingWrites(error)
@@ -243,6 +247,7 @@ public final class TLSHandler: ChannelDuplexHandler {
         handshakeTimeout = nil
         guard stateMachine.handshakeTimedOut() == .closeForTimeout else { return }
         let error = TLSHandlerError.handshakeTimedOut(after: configuration.handshakeTimeout)
+        configuration.observer?.handshakeFailed(reason: .timeout)
         logger.info("TLS handshake from \(peer) timed out after \(configuration.handshakeTimeout.nanoseconds / 1_000_000)ms")
         context.fireErrorCaught(error)
         failPendingWrites(error)

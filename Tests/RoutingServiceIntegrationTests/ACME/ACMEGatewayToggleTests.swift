@@ -97,5 +97,7 @@ struct ACMEGatewayToggleTests {
         #expect(metrics.contains("edge_router_certificate_state{domain=\"keep.acme.test\",state=\"active\"} 1"), "\(metrics)")
         #expect(metrics.contains("edge_router_config_reloads_total{outcome=\"applied\"} 2"), "\(metrics)")
         #expect(metrics.contains("edge_router_certificate_expiry_timestamp_seconds"), "\(metrics)")
+        #expect(metrics.contains("edge_router_tls_handshakes_total{version=\"TLSv1.3\""), "\(metrics)")
+        #expect(metrics.contains("edge_router_tls_handshake_failures_total{reason=\"unrecognized_name\"}"), "\(metrics)")
     }
 }
