@@ -36,8 +36,9 @@ public struct AdminClient: Sendable {
         body: [UInt8]? = nil,
         headers extra: [(String, String)] = []
     ) async throws(AdminClientError) -> Response {
+        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
         do {
-            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connectTimeout(.seconds(3))
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -47,15 +48,24 @@ public struct AdminClient: Sendable {
                         )
                     }
                 }
+        } catch {
+            throw AdminClientError.notRunning(address, "\(error)")
+        }
+        do {
             return try await channel.executeThenClose { inbound, outbound in
                 var headers = HTTPHeaders(extra)
                 headers.add(name: "Host", value: address)
                 headers.add(name: "Connection", value: "close")
                 headers.add(name: "Content-Length", value: String(body?.count ?? 0))
                 if let token { headers.add(name: "Authorization", value: "Bearer \(token)") }
-                try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)))
-                if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-                try await outbound.write(.end(nil))
+                // One write: with Content-Length the server has the whole request after the body and may
+                // answer and close before a separate `.end` write (which sends no bytes) would be made.
+                var parts: [HTTPClientRequestPart] = [
+                    .head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)),
+                ]
+                if let body { parts.append(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                parts.append(.end(nil))
+                try await outbound.write(contentsOf: parts)
                 var response = Response(status: 0, headers: [:], body: [])
                 for try await part in inbound {
                     switch part {
@@ -73,7 +83,7 @@ public struct AdminClient: Sendable {
         } catch let error as AdminClientError {
             throw error
         } catch {
-            throw AdminClientError.notRunning(address, "\(error)")
+            throw AdminClientError.exchangeFailed(address, "\(error)")
         }
     }
 
@@ -102,6 +112,7 @@ public enum AdminClientError: Error, CustomStringConvertible {
     case notRunning(String, String)
     case tokenRefused(String)
     case truncated(String)
+    case exchangeFailed(String, String)
 
     public var description: String {
         switch self {
@@ -109,6 +120,8 @@ public enum AdminClientError: Error, CustomStringConvertible {
             "edge-router is not running at \(address) (\(reason)); start it with `edge-router run`, or check admin.listen and admin.tokenFile (without a token file the admin API does not start)"
         case .tokenRefused(let address):
             "the admin token was refused by \(address); check admin.tokenFile or --token-file"
+        case .exchangeFailed(let address, let reason):
+            "the admin API at \(address) failed during the request (\(reason))"
         case .truncated(let address):
             "the admin API at \(address) closed the connection before a whole response"
         }
