@@ -77,13 +77,19 @@ enum AddressSyntax {
     }
 
     static func isIPv4(_ text: String) -> Bool {
-        var address = in_addr()
-        return text.allSatisfy { $0.isASCII && ($0.isNumber || $0 == ".") } && inet_pton(AF_INET, text, &address) == 1
+        guard text.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }) else { return false }
+        return parses(text, family: AF_INET)
     }
 
     static func isIPv6(_ text: String) -> Bool {
-        var address = in6_addr()
-        return text.contains(":") && inet_pton(AF_INET6, text, &address) == 1
+        text.contains(":") && parses(text, family: AF_INET6)
+    }
+
+    /// `inet_pton` into raw bytes: in a release build `in_addr()`/`in6_addr()` resolve to NIO's CNIOLinux
+    /// copies, which MemberImportVisibility then refuses without an import of that internal module.
+    private static func parses(_ text: String, family: Int32) -> Bool {
+        var storage: (UInt64, UInt64) = (0, 0)  // 16 bytes: room for an IPv6 address
+        return withUnsafeMutableBytes(of: &storage) { inet_pton(family, text, $0.baseAddress) == 1 }
     }
 
     /// Why `host` is not an IPv4 address, IPv6 address or hostname, or nil when it is one.
