@@ -25,7 +25,8 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private let headerTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private var state = State.awaitingFirstByte
-    private var timer: Scheduled<Void>?
+    /// One timer for both timeouts: re-armed on every request, it is rarely rescheduled.
+    private var timer: DeadlineTimer?
     private var started = false
 
     init(headerTimeout: TimeAmount, idleTimeout: TimeAmount) {
@@ -34,6 +35,7 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        timer = DeadlineTimer(eventLoop: context.eventLoop) { [unowned context] in context.close(promise: nil) }
         if context.channel.isActive { start(context: context) }
     }
 
@@ -49,7 +51,6 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
-        timer = nil
         context.fireChannelInactive()
     }
 
@@ -68,8 +69,7 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
         }
         switch event {
         case .requestHeadReceived:
-            timer?.cancel()
-            timer = nil
+            timer?.disarm()
             state = .inRequest
         case .responseCompleted:
             state = .awaitingFirstByte
@@ -86,10 +86,6 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     private func schedule(_ timeout: TimeAmount, context: ChannelHandlerContext) {
-        timer?.cancel()
-        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: timeout) {
-            loopBoundContext.value.close(promise: nil)
-        }
+        timer?.arm(in: timeout)
     }
 }
