@@ -35,6 +35,7 @@ TARGETS = {  # name -> loopback port of its TLS listener
     "caddy": 8646,
 }
 ANCHORS = ["nginx", "haproxy", "caddy"]
+VARIANTS = {}  # name -> binary, from --variant
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -109,16 +110,17 @@ def process_tree(pid):
 
 
 def cpu_seconds(pid):
-    """utime + stime of pid and its descendants, in seconds."""
-    total = 0
+    """(utime, stime) of pid and its descendants, in seconds."""
+    user = system = 0
     for p in process_tree(pid):
         try:
             stat = Path(f"/proc/{p}/stat").read_text()
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return total / CLOCK_TICKS
+        user += int(fields[11])  # utime (field 14)
+        system += int(fields[12])  # stime (field 15)
+    return user / CLOCK_TICKS, system / CLOCK_TICKS
 
 
 def memory_kib(pid):
@@ -234,11 +236,19 @@ domains:
   - {{ name: {SERVER_NAME}, service: bench, port: {upstream_port}, ssl: manual }}
 """)
     (work / "nginx-tmp").mkdir(exist_ok=True)
+    for name, port in TARGETS.items():  # variants: the same configuration on other ports (A/B of builds)
+        if name in VARIANTS:
+            text = (work / "edge-router.yaml").read_text()
+            text = text.replace(f":{TARGETS['edge-router']}", f":{port}")
+            text = text.replace(f":{TARGETS['edge-router'] + 100}", f":{port + 100}")
+            (work / f"{name}.yaml").write_text(text)
 
 
 def start_target(name, work, binary):
     env = dict(os.environ)
-    if name == "edge-router":
+    if name in VARIANTS:
+        argv = [VARIANTS[name], "run", "--config", str(work / f"{name}.yaml"), "--log-level", "warning"]
+    elif name == "edge-router":
         # Access log filtered out (one info line per request otherwise), as the anchors' are off.
         argv = [binary, "run", "--config", str(work / "edge-router.yaml"), "--log-level", "warning"]
     elif name == "nginx":
@@ -307,11 +317,14 @@ def run_handshakes(port, ca, seconds, workers, resume):
 
 def measured(pid, load):
     """Runs load(), returning its result plus the target's CPU time per request."""
-    before = cpu_seconds(pid)
+    user_before, system_before = cpu_seconds(pid)
     result = load()
-    cpu = cpu_seconds(pid) - before
-    result["cpu_s"] = round(cpu, 3)
-    result["cpu_us_per_req"] = round(cpu / result["requests"] * 1e6, 1) if result["requests"] else None
+    user_after, system_after = cpu_seconds(pid)
+    user, system = user_after - user_before, system_after - system_before
+    result["cpu_s"] = round(user + system, 3)
+    requests = result["requests"]
+    result["cpu_us_per_req"] = round((user + system) / requests * 1e6, 1) if requests else None
+    result["user_us_per_req"] = round(user / requests * 1e6, 1) if requests else None
     return result
 
 
@@ -391,10 +404,17 @@ def main():
                         help="idle TLS connections held (HAProxy, at 2 fds per connection, fits 9,990 in 20,000 fds)")
     parser.add_argument("--targets", default=",".join(TARGETS))
     parser.add_argument("--modes", default="keepalive,handshake,static,idle")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=BINARY",
+                        help="another edge-router build, run as one more target NAME (A/B of a change)")
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--doc", type=Path, help="Markdown file whose results section is rewritten")
     args = parser.parse_args()
     targets = args.targets.split(",")
+    for n, variant in enumerate(args.variant):
+        name, binary = variant.split("=", 1)
+        VARIANTS[name] = binary
+        TARGETS[name] = 8647 + n
+        targets.append(name)
     modes = args.modes.split(",")
     ca = args.certs / "ca.pem"
     started_at = datetime.datetime.now(datetime.timezone.utc)
@@ -455,7 +475,8 @@ http {{
         report["runs"].append(entry)
         log(f"{mode:<16} {upstream:<6} r{round_} {target:<12} "
             + " ".join(f"{k}={v}" for k, v in result.items() if k in
-                       ("rps", "p50_ms", "p99_ms", "errors", "non2xx", "cpu_us_per_req", "resumed", "kib_per_conn")))
+                       ("rps", "p50_ms", "p99_ms", "errors", "non2xx", "cpu_us_per_req", "user_us_per_req", "resumed",
+                        "kib_per_conn")))
 
     try:
         if "keepalive" in modes or "handshake" in modes:
@@ -544,8 +565,8 @@ def render(report):
         lines.append(f"**{title}**")
         lines.append("")
         extra = " | resumed" if mode == "handshake-resume" else ""
-        lines.append(f"| target | req/s | p50 ms | p99 ms | errors | non-2xx | CPU µs/req{extra} |")
-        lines.append("|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if extra else ""))
+        lines.append(f"| target | req/s | p50 ms | p99 ms | errors | non-2xx | CPU µs/req | of which user{extra} |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if extra else ""))
         summary = {}
         for target in TARGETS:
             mine = [r for r in rows if r["target"] == target]
@@ -558,12 +579,13 @@ def render(report):
                 "errors": sum(r["errors"] for r in mine),
                 "non2xx": sum(r["non2xx"] for r in mine),
                 "cpu": median([r["cpu_us_per_req"] for r in mine]),
+                "user": median([r.get("user_us_per_req") for r in mine]),
                 "resumed": f"{sum(r.get('resumed', 0) for r in mine)}/{sum(r['requests'] for r in mine)}",
             }
             summary[target] = s
             resumed = f" | {s['resumed']}" if extra else ""
             lines.append(f"| {target} | {fmt(s['rps'], 0)} | {fmt(s['p50'], 2)} | {fmt(s['p99'], 2)} | "
-                         f"{s['errors']} | {s['non2xx']} | {fmt(s['cpu'])}{resumed} |")
+                         f"{s['errors']} | {s['non2xx']} | {fmt(s['cpu'])} | {fmt(s['user'])}{resumed} |")
         anchors = [summary[a] for a in ANCHORS if a in summary]
         if "edge-router" in summary and anchors:
             e = summary["edge-router"]
@@ -571,7 +593,7 @@ def render(report):
             best_p99 = min(a["p99"] for a in anchors)
             best_cpu = min(a["cpu"] for a in anchors if a["cpu"] is not None)
             lines.append(f"| *edge-router ÷ best anchor* | {ratio(e['rps'], best_rps, True)} | | "
-                         f"{ratio(e['p99'], best_p99, False)} | | | {ratio(e['cpu'], best_cpu, False)}"
+                         f"{ratio(e['p99'], best_p99, False)} | | | {ratio(e['cpu'], best_cpu, False)} |"
                          + (" |" if extra else "") + " |")
         lines.append("")
     idle = {r["target"]: r for r in runs if r["mode"] == "idle"}
