@@ -25,7 +25,7 @@ final class DeadlineTimer {
     var isArmed: Bool { deadline != nil }
 
     func arm(in timeout: TimeAmount) {
-        arm(at: .now() + timeout)
+        arm(at: eventLoop.now + timeout)
     }
 
     func arm(at deadline: NIODeadline) {
@@ -62,7 +62,7 @@ final class DeadlineTimer {
         scheduled = nil
         scheduledFor = .distantFuture
         guard let deadline else { return }
-        if deadline > .now() {
+        if deadline > eventLoop.now {
             schedule(at: deadline)
         } else {
             self.deadline = nil
