@@ -67,15 +67,23 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
             context.triggerUserOutboundEvent(event, promise: promise)
             return
         }
+        handle(event)
+        promise?.succeed()
+    }
+
+    /// The proxy handler calls this directly when it finds this handler in its pipeline (same channel,
+    /// same loop): twice per request, an outbound event would cross every codec handler and a cast.
+    /// A no-op once removed from the pipeline.
+    func handle(_ event: HTTPFrontTimeoutEvent) {
+        guard let timer else { return }
         switch event {
         case .requestHeadReceived:
-            timer?.disarm()
+            timer.disarm()
             state = .inRequest
         case .responseCompleted:
             state = .awaitingFirstByte
-            schedule(idleTimeout, context: context)
+            timer.arm(in: idleTimeout)
         }
-        promise?.succeed()
     }
 
     private func start(context: ChannelHandlerContext) {

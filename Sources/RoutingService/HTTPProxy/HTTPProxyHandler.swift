@@ -34,6 +34,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The current exchange's instance must send a response head before this fires (armed once the
     /// request end is forwarded). One timer per connection, re-armed per request.
     private var responseHeadTimer: DeadlineTimer?
+    /// The connection's timeouts, told directly of request heads and completed responses (nil when
+    /// the pipeline has none: then they go as outbound events).
+    private var clientTimeouts: ClientTimeoutHandler?
 
     init(mode: HTTPFrontMode, runtime: HTTPProxyRuntime) {
         self.mode = mode
@@ -48,12 +51,14 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         responseHeadTimer = DeadlineTimer(eventLoop: context.eventLoop) { [unowned self] in
             self.responseHeadTimedOut()
         }
+        clientTimeouts = try? context.pipeline.syncOperations.handler(type: ClientTimeoutHandler.self)
         clientAddress = context.channel.remoteAddress?.ipAddress
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         responseHeadTimer?.cancel()
+        clientTimeouts = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -72,7 +77,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let part = unwrapInboundIn(data)
         switch (state, part) {
         case (.idle, .head(let head)):
-            context.triggerUserOutboundEvent(HTTPFrontTimeoutEvent.requestHeadReceived, promise: nil)
+            tellTimeouts(.requestHeadReceived, context: context)
             requestHeadReceived(head, context: context)
         case (.proxying(let exchange), .body), (.proxying(let exchange), .end):
             if case .end = part { exchange.requestEnded = true }
@@ -490,7 +495,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// pipelined request from inside that write.
     private func prepareForNextRequest(context: ChannelHandlerContext) {
         state = .idle
-        context.triggerUserOutboundEvent(HTTPFrontTimeoutEvent.responseCompleted, promise: nil)
+        tellTimeouts(.responseCompleted, context: context)
+    }
+
+    private func tellTimeouts(_ event: HTTPFrontTimeoutEvent, context: ChannelHandlerContext) {
+        if let clientTimeouts {
+            clientTimeouts.handle(event)
+        } else {
+            context.triggerUserOutboundEvent(event, promise: nil)
+        }
     }
 
     private func resumeReadingIfIdle(context: ChannelHandlerContext) {
