@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -51,12 +52,13 @@ class Started:
     """A process this driver started; stopped by its PID (SIGTERM, then SIGKILL after a grace)."""
 
     registry = []
+    log_dir = Path(tempfile.gettempdir())
 
     def __init__(self, name, argv, env=None, stdin=None, stdout=None, cwd=None):
         self.name = name
         self.log_path = None
         if stdout is None:
-            self.log_path = Path(tempfile.gettempdir()) / f"bench-{name}-{os.getpid()}.log"
+            self.log_path = Started.log_dir / f"{name}.log"
             stdout = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             argv, env=env, stdin=stdin, stdout=stdout, stderr=subprocess.STDOUT if stdout is not subprocess.PIPE else None,
@@ -406,6 +408,7 @@ def main():
     parser.add_argument("--modes", default="keepalive,handshake,static,idle")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=BINARY",
                         help="another edge-router build, run as one more target NAME (A/B of a change)")
+    parser.add_argument("--keep-work", action="store_true", help="keep the configurations and logs")
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--doc", type=Path, help="Markdown file whose results section is rewritten")
     args = parser.parse_args()
@@ -423,7 +426,8 @@ def main():
               "json": str(args.json), "doc": str(args.doc)}, "runs": [], "memory": {}}
 
     work = Path(tempfile.mkdtemp(prefix="edge-router-bench-"))
-    log(f"work directory {work}")
+    Started.log_dir = work
+    log(f"work directory {work} (configurations, logs; removed at the end unless --keep-work)")
     upstreams = []
     for ip in INSTANCES:
         upstreams.append(Started(f"node-{ip}", ["node", str(HERE / "upstream.js"), ip, str(NODE_PORT)]))
@@ -510,6 +514,8 @@ http {{
             phase("idle", NODE_PORT, idle_phase)
     finally:
         Started.stop_all()
+        if not args.keep_work:
+            shutil.rmtree(work, ignore_errors=True)
 
     report["machine"]["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
     report["elapsed_s"] = round((datetime.datetime.now(datetime.timezone.utc) - started_at).total_seconds())
