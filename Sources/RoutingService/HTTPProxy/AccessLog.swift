@@ -19,8 +19,12 @@ struct AccessLogEntry {
 struct AccessLog: Sendable {
     let logger: Logger
 
-    func record(_ entry: AccessLogEntry, end: NIODeadline = .now()) {
+    /// The entry is built only when the line will be written: with the log level above `info` a request
+    /// pays one level check, not the strings (instance address, method) an entry holds.
+    func record(_ makeEntry: @autoclosure () -> AccessLogEntry) {
         guard logger.logLevel <= .info else { return }
+        let entry = makeEntry()
+        let end = NIODeadline.now()
         var metadata: Logger.Metadata = [
             "client": .string(entry.client ?? "-"),
             "domain": .string(entry.domain ?? "-"),

@@ -25,7 +25,8 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private let headerTimeout: TimeAmount
     private let idleTimeout: TimeAmount
     private var state = State.awaitingFirstByte
-    private var timer: Scheduled<Void>?
+    /// One timer for both timeouts: re-armed on every request, it is rarely rescheduled.
+    private var timer: DeadlineTimer?
     private var started = false
 
     init(headerTimeout: TimeAmount, idleTimeout: TimeAmount) {
@@ -34,6 +35,7 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        timer = DeadlineTimer(eventLoop: context.eventLoop) { [unowned context] in context.close(promise: nil) }
         if context.channel.isActive { start(context: context) }
     }
 
@@ -49,7 +51,6 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
-        timer = nil
         context.fireChannelInactive()
     }
 
@@ -66,16 +67,23 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
             context.triggerUserOutboundEvent(event, promise: promise)
             return
         }
+        handle(event)
+        promise?.succeed()
+    }
+
+    /// The proxy handler calls this directly when it finds this handler in its pipeline (same channel,
+    /// same loop): twice per request, an outbound event would cross every codec handler and a cast.
+    /// A no-op once removed from the pipeline.
+    func handle(_ event: HTTPFrontTimeoutEvent) {
+        guard let timer else { return }
         switch event {
         case .requestHeadReceived:
-            timer?.cancel()
-            timer = nil
+            timer.disarm()
             state = .inRequest
         case .responseCompleted:
             state = .awaitingFirstByte
-            schedule(idleTimeout, context: context)
+            timer.arm(in: idleTimeout)
         }
-        promise?.succeed()
     }
 
     private func start(context: ChannelHandlerContext) {
@@ -86,10 +94,6 @@ final class ClientTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     private func schedule(_ timeout: TimeAmount, context: ChannelHandlerContext) {
-        timer?.cancel()
-        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: timeout) {
-            loopBoundContext.value.close(promise: nil)
-        }
+        timer?.arm(in: timeout)
     }
 }

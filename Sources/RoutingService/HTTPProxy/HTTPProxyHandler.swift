@@ -31,6 +31,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var closeAfterResponse = false
     private var pendingRead = false
     private var upstreamNeedsFlush = false
+    /// The current exchange's instance must send a response head before this fires (armed once the
+    /// request end is forwarded). One timer per connection, re-armed per request.
+    private var responseHeadTimer: DeadlineTimer?
+    /// The connection's timeouts, told directly of request heads and completed responses (nil when
+    /// the pipeline has none: then they go as outbound events).
+    private var clientTimeouts: ClientTimeoutHandler?
 
     init(mode: HTTPFrontMode, runtime: HTTPProxyRuntime) {
         self.mode = mode
@@ -42,11 +48,17 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         loop = runtime.loopContext(for: context.eventLoop)
+        responseHeadTimer = DeadlineTimer(eventLoop: context.eventLoop) { [unowned self] in
+            self.responseHeadTimedOut()
+        }
+        clientTimeouts = try? context.pipeline.syncOperations.handler(type: ClientTimeoutHandler.self)
         clientAddress = context.channel.remoteAddress?.ipAddress
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        responseHeadTimer?.cancel()
+        clientTimeouts = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -65,7 +77,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let part = unwrapInboundIn(data)
         switch (state, part) {
         case (.idle, .head(let head)):
-            context.triggerUserOutboundEvent(HTTPFrontTimeoutEvent.requestHeadReceived, promise: nil)
+            tellTimeouts(.requestHeadReceived, context: context)
             requestHeadReceived(head, context: context)
         case (.proxying(let exchange), .body), (.proxying(let exchange), .end):
             if case .end = part { exchange.requestEnded = true }
@@ -112,6 +124,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        responseHeadTimer?.cancel()
         if case .proxying(let exchange) = state {
             abandon(exchange, note: "client closed the connection")
         }
@@ -278,21 +291,21 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func startResponseHeadTimer(_ exchange: ProxyExchange, context: ChannelHandlerContext) {
-        let timeout = exchange.routes.timeouts.upstreamResponseHead
-        exchange.responseHeadTimer?.cancel()
-        exchange.responseHeadTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout.timeAmount) {
-            guard case .proxying(let current) = self.state, current === exchange, !exchange.responseHeadReceived else {
-                return
-            }
-            self.attemptFailed(exchange, .responseHeadTimedOut(timeout), context: context)
-        }
+        responseHeadTimer?.arm(in: exchange.routes.timeouts.upstreamResponseHead.timeAmount)
+    }
+
+    private func responseHeadTimedOut() {
+        // Armed for the exchange in progress; anything else means the timer outlived its exchange.
+        guard case .proxying(let exchange) = state, exchange.requestEndForwarded, !exchange.responseHeadReceived,
+              let context
+        else { return }
+        attemptFailed(exchange, .responseHeadTimedOut(exchange.routes.timeouts.upstreamResponseHead), context: context)
     }
 
     /// An attempt at an instance failed before a response head: retry once elsewhere when the request
     /// allows it, else answer 502/504 saying which instance and why.
     private func attemptFailed(_ exchange: ProxyExchange, _ failure: UpstreamFailure, context: ChannelHandlerContext) {
-        exchange.responseHeadTimer?.cancel()
-        exchange.responseHeadTimer = nil
+        responseHeadTimer?.disarm()
         exchange.connection?.close()
         exchange.connection = nil
 
@@ -486,7 +499,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// pipelined request from inside that write.
     private func prepareForNextRequest(context: ChannelHandlerContext) {
         state = .idle
-        context.triggerUserOutboundEvent(HTTPFrontTimeoutEvent.responseCompleted, promise: nil)
+        tellTimeouts(.responseCompleted, context: context)
+    }
+
+    private func tellTimeouts(_ event: HTTPFrontTimeoutEvent, context: ChannelHandlerContext) {
+        if let clientTimeouts {
+            clientTimeouts.handle(event)
+        } else {
+            context.triggerUserOutboundEvent(event, promise: nil)
+        }
     }
 
     private func resumeReadingIfIdle(context: ChannelHandlerContext) {
@@ -506,7 +527,7 @@ extension HTTPProxyHandler: UpstreamConnectionDelegate {
         }
         switch part {
         case .head(let head) where head.status == .switchingProtocols:
-            exchange.responseHeadTimer?.cancel()
+            responseHeadTimer?.disarm()
             guard exchange.forwarded.isWebSocketUpgrade else {
                 attemptFailed(exchange, .closedBeforeResponse(UnexpectedUpgradeError()), context: context)
                 return
@@ -516,8 +537,7 @@ extension HTTPProxyHandler: UpstreamConnectionDelegate {
             // 100 Continue and other informational answers pass through as they are.
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: head.status, headers: head.headers))), promise: nil)
         case .head(let head):
-            exchange.responseHeadTimer?.cancel()
-            exchange.responseHeadTimer = nil
+            responseHeadTimer?.disarm()
             exchange.instance.markUp()
             let response = ForwardingHeaders.response(
                 head,

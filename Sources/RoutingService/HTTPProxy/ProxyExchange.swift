@@ -21,7 +21,6 @@ final class ProxyExchange {
     var response: ForwardedResponse?
     var responseStatus = 0
     var responseBytes = 0
-    var responseHeadTimer: Scheduled<Void>?
     private var countsReleased = false
 
     init(
@@ -63,8 +62,6 @@ final class ProxyExchange {
     func releaseCounts() {
         guard !countsReleased else { return }
         countsReleased = true
-        responseHeadTimer?.cancel()
-        responseHeadTimer = nil
         instance.requestFinished()
         balancer.requestFinished()
     }

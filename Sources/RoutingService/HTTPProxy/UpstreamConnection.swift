@@ -22,7 +22,8 @@ final class UpstreamConnection {
     /// Requests sent on this connection (1 on a fresh one): a reused connection may have been closed
     /// by the instance meanwhile, which is why a failure there is retried.
     var requestCount = 0
-    var idleTimer: Scheduled<Void>?
+    /// Closes the connection once it has idled in its pool too long (armed by the pool on release).
+    private(set) lazy var idleTimer = DeadlineTimer(eventLoop: channel.eventLoop) { [unowned self] in self.close() }
     fileprivate var handler: UpstreamConnectionHandler?
 
     init(channel: any Channel, instance: UpstreamInstance) {
@@ -61,7 +62,7 @@ final class UpstreamConnection {
     func close() {
         guard !isClosed else { return }
         isClosed = true
-        idleTimer?.cancel()
+        idleTimer.cancel()
         delegate = nil
         channel.close(promise: nil)
     }
@@ -69,7 +70,7 @@ final class UpstreamConnection {
     fileprivate func closed(error: (any Error)?) {
         let wasClosed = isClosed
         isClosed = true
-        idleTimer?.cancel()
+        idleTimer.cancel()
         if !wasClosed || error != nil { delegate?.upstreamClosed(self, error: error) }
         delegate = nil
     }

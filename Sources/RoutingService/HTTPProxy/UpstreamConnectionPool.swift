@@ -20,8 +20,7 @@ final class UpstreamConnectionPool: UpstreamConnectionDelegate {
     /// An open idle connection, or nil when a new one must be made.
     func leaseIdle() -> UpstreamConnection? {
         while let connection = idle.popLast() {
-            connection.idleTimer?.cancel()
-            connection.idleTimer = nil
+            connection.idleTimer.disarm()
             if !connection.isClosed && connection.channel.isActive {
                 connection.delegate = nil
                 return connection
@@ -44,9 +43,7 @@ final class UpstreamConnectionPool: UpstreamConnectionDelegate {
             return
         }
         connection.delegate = self
-        connection.idleTimer = eventLoop.assumeIsolated().scheduleTask(in: idleTimeout) { [weak connection] in
-            connection?.close()
-        }
+        connection.idleTimer.arm(in: idleTimeout)
         idle.append(connection)
         // A read held back while the client was slow must resume, or a close would go unnoticed.
         connection.resumeReading()

@@ -42,7 +42,9 @@ final class RawSocket {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else {
-            close(fd)
+            // No close(fd) here: every stored property is set, so throwing runs deinit, which closes it.
+            // Closing it twice closed whatever descriptor another test's channel had reused that number
+            // for (NIO then died with EBADF in epoll_ctl/getsockname when suites ran in parallel).
             throw TestFailure("connect to \(host):\(port) failed: errno \(errno)")
         }
         var timeout = timeval(tv_sec: Int(receiveTimeout), tv_usec: Int((receiveTimeout - Double(Int(receiveTimeout))) * 1_000_000))

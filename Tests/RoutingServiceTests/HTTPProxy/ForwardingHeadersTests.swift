@@ -25,6 +25,23 @@ import Testing
         #expect(forwarded.head.version == .http1_1)
     }
 
+    @Test func plainRequestGetsEachForwardingHeaderOnceAndClientValuesAreReplacedWhateverTheirCase() {
+        let plain = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Host": "app.test"])
+        let headers = ForwardingHeaders.request(plain, context: ForwardingContext(clientAddress: "10.1.1.1", scheme: "https"))
+            .head.headers
+        #expect(headers.map(\.name) == ["Host", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "Via"])
+        #expect(headers["forwarded"] == ["for=10.1.1.1;host=app.test;proto=https"])
+
+        let spoofing = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: [
+            "host": "app.test", "x-forwarded-proto": "http", "X-FORWARDED-HOST": "evil.test", "KEEP-ALIVE": "timeout=1",
+        ])
+        let replaced = ForwardingHeaders.request(spoofing, context: ForwardingContext(clientAddress: "10.1.1.1", scheme: "https"))
+            .head.headers
+        #expect(replaced["x-forwarded-proto"] == ["https"])
+        #expect(replaced["x-forwarded-host"] == ["app.test"])
+        #expect(!replaced.contains(name: "keep-alive"))
+    }
+
     @Test func webSocketUpgradeKeepsUpgradeAndConnection() {
         let incoming = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/ws", headers: [
             "Host": "a", "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Key": "k",

@@ -187,13 +187,20 @@ public final class OpenSSLConnection {
     }
 
     /// Decrypts everything fed so far, appending the plaintext to `plaintext`.
+    ///
+    /// The buffer grows by what can come out: plaintext is never longer than the ciphertext waiting, so a
+    /// 100-byte request takes a small buffer, not 16 KiB, and no `SSL_read` is made once nothing is left.
     public func read(into plaintext: inout ByteBuffer) -> OpenSSLReadResult {
         defer { releaseDrainedBIOs() }
         while true {
+            let waiting = CO_BIO_ctrl_pending(readBIO)
+            // Nothing fed and nothing buffered inside OpenSSL (records or a partial one): it can only want more.
+            if waiting == 0 && SSL_has_pending(ssl) == 0 { return .wantsMoreInput }
             OpenSSLError.clearErrorQueue()
             var outcome: Int32 = 1
             var readBytes = 0
-            plaintext.writeWithUnsafeMutableBytes(minimumWritableBytes: 16 * 1024) { target in
+            let room = min(16 * 1024, max(waiting, 1024))
+            plaintext.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { target in
                 outcome = SSL_read_ex(ssl, target.baseAddress, target.count, &readBytes)
                 return outcome == 1 ? readBytes : 0
             }
