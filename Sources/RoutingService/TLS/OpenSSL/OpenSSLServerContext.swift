@@ -53,7 +53,12 @@ public final class OpenSSLServerContext: @unchecked Sendable {
         }
         let context = try OpenSSLServerSettings.makeServerContext()
         do {
-            try Self.install(chain: chain.map(\.x509), key: key.evpKey, into: context)
+            // The X509Certificate objects own the X509s: keep them (and the key) alive until OpenSSL has
+            // taken its own references. In release builds an owned parameter can otherwise be released
+            // right after its last Swift use, freeing the intermediates before `install` up-refs them.
+            try withExtendedLifetime((chain, key)) { () throws(OpenSSLError) in
+                try Self.install(chain: chain.map(\.x509), key: key.evpKey, into: context)
+            }
         } catch {
             SSL_CTX_free(context)
             throw error
