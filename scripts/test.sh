@@ -7,3 +7,12 @@ swift build --build-tests
 # One test at a time: the end-to-end suites start real processes and loads, time-outs are part of
 # what they check, and Foundation's Process is not reliable when many are spawned at once.
 swift test --skip-build --no-parallel "$@"
+
+# The end-to-end suites once more against the release binary: optimisation changes object lifetimes
+# around OpenSSL calls, and only a release build shows such a bug.
+if [[ $# -eq 0 ]]; then
+    swift build -c release --product edge-router
+    EDGE_ROUTER_BINARY="$(swift build -c release --show-bin-path)/edge-router" \
+        swift test --skip-build --no-parallel \
+        --filter "GatewayEndToEndTests|ACMEGatewayToggleTests|CheckCommandTests|CertsCommandTests"
+fi

@@ -4,10 +4,7 @@ import Testing
 
 /// `edge-router certs import|list` run as the built binary, the way an operator runs it.
 @Suite struct CertsCommandTests {
-    /// `.build/debug/edge-router` of this package, found from this file's path.
-    static let binary = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent(".build/debug/edge-router").path
+    static let binary = CheckCommandTests.binary.path
 
     static let scripts = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -6,7 +6,10 @@ import Testing
 @Suite(.timeLimit(.minutes(1))) struct CheckCommandTests {
     static let repositoryRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let binary = repositoryRoot.appendingPathComponent(".build/debug/edge-router")
+    /// The debug build, or the binary named by `EDGE_ROUTER_BINARY` (CI also runs the end-to-end suites
+    /// against the release build, where optimisation changes object lifetimes around C calls).
+    static let binary = ProcessInfo.processInfo.environment["EDGE_ROUTER_BINARY"].map { URL(fileURLWithPath: $0) }
+        ?? repositoryRoot.appendingPathComponent(".build/debug/edge-router")
 
     struct Outcome {
         let status: Int32

@@ -8,7 +8,7 @@ import TestSupport
 @Suite(.serialized, .timeLimit(.minutes(2))) final class GatewayEndToEndTests {
     static let repositoryRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let binary = repositoryRoot.appendingPathComponent(".build/debug/edge-router").path
+    static let binary = CheckCommandTests.binary.path
     static let nodeDirectory = repositoryRoot.appendingPathComponent("Tests/RoutingServiceIntegrationTests/Node").path
 
     let authority: TestCertificateAuthority

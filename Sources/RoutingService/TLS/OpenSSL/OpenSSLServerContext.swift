@@ -65,7 +65,7 @@ public final class OpenSSLServerContext: @unchecked Sendable {
         }
         self.context = context
         self.alpnProtocols = alpnProtocols
-        self.leafSubject = PEMReader.subjectLine(of: leaf.x509)
+        self.leafSubject = withExtendedLifetime(leaf) { PEMReader.subjectLine(of: leaf.x509) }
         let wire = ALPNProtocol.wireFormat(alpnProtocols)
         alpnWireFormat = .allocate(capacity: wire.count)
         _ = alpnWireFormat.initialize(from: wire)
