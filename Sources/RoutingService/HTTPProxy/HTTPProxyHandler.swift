@@ -153,6 +153,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let status = parserError.responseStatus
         let reason = parserError.clientReason
         writeLocalResponse(status: status, body: "\(status.code) \(status.reasonPhrase): \(reason)\n", close: true, headOnly: false, context: context)
+        loop?.requestMetrics?.record(domain: "-", status: Int(status.code), duration: nil)
         runtime.accessLog.record(
             AccessLogEntry(client: clientAddress, domain: nil, method: "-", path: "-", status: Int(status.code),
                            bytes: 0, instance: nil, balancer: nil, start: .now(), note: reason)
@@ -379,6 +380,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func record(_ exchange: ProxyExchange, note: String?) {
+        loop.requestMetrics?.record(
+            domain: exchange.route.domain.value, status: exchange.responseStatus, duration: .now() - exchange.start
+        )
         runtime.accessLog.record(
             AccessLogEntry(
                 client: clientAddress,
@@ -455,6 +459,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         note: String? = nil,
         context: ChannelHandlerContext
     ) {
+        loop.requestMetrics?.record(domain: "-", status: Int(status.code), duration: nil)
         runtime.accessLog.record(
             AccessLogEntry(client: clientAddress, domain: domain, method: head.method.rawValue, path: head.uri,
                            status: Int(status.code), bytes: body.utf8.count, instance: nil, balancer: nil,

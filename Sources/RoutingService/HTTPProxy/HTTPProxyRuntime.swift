@@ -26,6 +26,7 @@ public final class HTTPProxyRuntime: Sendable {
         connector: any UpstreamConnector = SocketUpstreamConnector(),
         acmeResponder: any ACMEChallengeResponder = NoACMEChallenges(),
         canServeTLS: @escaping @Sendable (Substring) -> Bool = { _ in true },
+        metrics: GatewayMetrics? = nil,
         markDownDuration: TimeAmount = .seconds(5),
         logger: Logger = Logger(label: "edge-router.http")
     ) {
@@ -41,7 +42,7 @@ public final class HTTPProxyRuntime: Sendable {
         self.accessLog = AccessLog(logger: logger)
         var contexts: [ObjectIdentifier: LoopConfined<ProxyEventLoopContext>] = [:]
         for loop in eventLoopGroup.makeIterator() {
-            contexts[ObjectIdentifier(loop)] = LoopConfined(ProxyEventLoopContext(eventLoop: loop), eventLoop: loop)
+            contexts[ObjectIdentifier(loop)] = LoopConfined(ProxyEventLoopContext(eventLoop: loop, metrics: metrics), eventLoop: loop)
         }
         self.loopContexts = contexts
     }

@@ -8,8 +8,12 @@ final class ProxyEventLoopContext {
     private var routesCache = RoutingTableStore<ProxyRoutes>.Cache()
     private var pools: [ObjectIdentifier: UpstreamConnectionPool] = [:]
 
-    init(eventLoop: any EventLoop) {
+    /// Nil when the runtime has no metrics (tests of the proxy alone).
+    let requestMetrics: RequestMetricsRecorder?
+
+    init(eventLoop: any EventLoop, metrics: GatewayMetrics? = nil) {
         self.eventLoop = eventLoop
+        self.requestMetrics = metrics.map(RequestMetricsRecorder.init)
     }
 
     func routes(from store: RoutingTableStore<ProxyRoutes>) -> ProxyRoutes {

@@ -40,12 +40,14 @@ public final class GatewayRuntime: Sendable {
         self.contexts = contexts
         let challenges = ACMEChallengeTable()
         self.challenges = challenges
-        self.metrics = GatewayMetrics()
+        let metrics = GatewayMetrics()
+        self.metrics = metrics
         self.proxy = HTTPProxyRuntime(
             configuration: configuration,
             eventLoopGroup: group,
             acmeResponder: challenges,
             canServeTLS: { contexts.context(forServerName: String($0)) != nil },
+            metrics: metrics,
             logger: logger
         )
         self.health = HealthCheckService(configuration: configuration, runtime: proxy, logger: logger)

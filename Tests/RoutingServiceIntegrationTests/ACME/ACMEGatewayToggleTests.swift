@@ -98,6 +98,10 @@ struct ACMEGatewayToggleTests {
         #expect(metrics.contains("edge_router_config_reloads_total{outcome=\"applied\"} 2"), "\(metrics)")
         #expect(metrics.contains("edge_router_certificate_expiry_timestamp_seconds"), "\(metrics)")
         #expect(metrics.contains("edge_router_tls_handshakes_total{version=\"TLSv1.3\""), "\(metrics)")
+        #expect(metrics.contains("edge_router_http_requests_total{domain=\"toggle.acme.test\",status=\"200\"} 2"), "\(metrics)")
+        #expect(metrics.contains("edge_router_http_requests_total{domain=\"-\",status=\"308\"} 1"), "\(metrics)")
+        #expect(metrics.contains("edge_router_upstream_latency_seconds_count{domain=\"toggle.acme.test\"} 2"), "\(metrics)")
+        #expect(metrics.contains("edge_router_upstream_in_flight{"), "\(metrics)")
         #expect(metrics.contains("edge_router_tls_handshake_failures_total{reason=\"unrecognized_name\"}"), "\(metrics)")
     }
 }
