@@ -166,6 +166,8 @@ struct ConfigurationDecoder {
         read("upstreamResponseHead", into: \.upstreamResponseHead, decoder: &self)
         read("upstreamIdle", into: \.upstreamIdle, decoder: &self)
         read("drain", into: \.drain, decoder: &self)
+        read("l4Idle", into: \.l4Idle, decoder: &self)
+        read("udpFlowIdle", into: \.udpFlowIdle, decoder: &self)
         return timeouts
     }
 
@@ -495,7 +497,7 @@ enum ConfigurationKeys {
     static let acme = ["directory", "email", "caBundle"]
     static let balancers = ["http"]
     static let timeouts = [
-        "handshake", "requestHeader", "clientIdle", "upstreamConnect", "upstreamResponseHead", "upstreamIdle", "drain",
+        "handshake", "requestHeader", "clientIdle", "upstreamConnect", "upstreamResponseHead", "upstreamIdle", "drain", "l4Idle", "udpFlowIdle",
     ]
     static let service = ["name", "ports", "instances", "healthCheck"]
     static let servicePort = ["port", "protocol", "http"]

@@ -28,7 +28,7 @@ public enum ConfigurationEmitter {
             ("handshake", timeouts.handshake), ("requestHeader", timeouts.requestHeader),
             ("clientIdle", timeouts.clientIdle), ("upstreamConnect", timeouts.upstreamConnect),
             ("upstreamResponseHead", timeouts.upstreamResponseHead), ("upstreamIdle", timeouts.upstreamIdle),
-            ("drain", timeouts.drain),
+            ("drain", timeouts.drain), ("l4Idle", timeouts.l4Idle), ("udpFlowIdle", timeouts.udpFlowIdle),
         ] {
             lines.append("  \(key): \(ConfigurationDuration.format(value))")
         }

@@ -199,7 +199,7 @@ struct ValidationRun {
             ("handshake", timeouts.handshake), ("requestHeader", timeouts.requestHeader),
             ("clientIdle", timeouts.clientIdle), ("upstreamConnect", timeouts.upstreamConnect),
             ("upstreamResponseHead", timeouts.upstreamResponseHead), ("upstreamIdle", timeouts.upstreamIdle),
-            ("drain", timeouts.drain),
+            ("drain", timeouts.drain), ("l4Idle", timeouts.l4Idle), ("udpFlowIdle", timeouts.udpFlowIdle),
         ]
         for (key, duration) in all {
             checkPositive(duration, at: ConfigurationKeyPath.root.appending("timeouts").appending(key))

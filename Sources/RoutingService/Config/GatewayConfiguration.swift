@@ -119,6 +119,10 @@ public struct TimeoutConfiguration: Sendable, Equatable {
     public var upstreamResponseHead: Duration
     public var upstreamIdle: Duration
     public var drain: Duration
+    /// A relayed TCP session (public port or SNI passthrough) with no bytes either way is closed after this.
+    public var l4Idle: Duration
+    /// A UDP flow with no datagram either way ends after this.
+    public var udpFlowIdle: Duration
 
     public init(
         handshake: Duration = .seconds(10),
@@ -127,7 +131,9 @@ public struct TimeoutConfiguration: Sendable, Equatable {
         upstreamConnect: Duration = .seconds(3),
         upstreamResponseHead: Duration = .seconds(60),
         upstreamIdle: Duration = .seconds(60),
-        drain: Duration = .seconds(30)
+        drain: Duration = .seconds(30),
+        l4Idle: Duration = .seconds(300),
+        udpFlowIdle: Duration = .seconds(30)
     ) {
         self.handshake = handshake
         self.requestHeader = requestHeader
@@ -136,6 +142,8 @@ public struct TimeoutConfiguration: Sendable, Equatable {
         self.upstreamResponseHead = upstreamResponseHead
         self.upstreamIdle = upstreamIdle
         self.drain = drain
+        self.l4Idle = l4Idle
+        self.udpFlowIdle = udpFlowIdle
     }
 }
 

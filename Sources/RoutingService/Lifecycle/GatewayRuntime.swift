@@ -19,6 +19,7 @@ public final class GatewayRuntime: Sendable {
     /// Automatic certificates (`ssl: auto`); nil without an `acme` section.
     public let certificateManager: CertificateManager?
     let relay: TCPRelayConfiguration
+    let udp: UDPProxyConfiguration
     private let group: any EventLoopGroup
     private let logger: Logger
     /// Keyed by `tcp/127.0.0.1:7000`: the identity of a public port across reloads.
@@ -55,8 +56,9 @@ public final class GatewayRuntime: Sendable {
             configuration: configuration, contexts: contexts, challenges: challenges, group: group, logger: logger
         )
         self.relay = TCPRelayConfiguration(
-            connectTimeout: configuration.timeouts.upstreamConnect, idleTimeout: .seconds(300)
+            connectTimeout: configuration.timeouts.upstreamConnect, idleTimeout: configuration.timeouts.l4Idle
         )
+        self.udp = UDPProxyConfiguration(idleTimeout: configuration.timeouts.udpFlowIdle)
     }
 
     private static func makeCertificateManager(
@@ -158,7 +160,7 @@ public final class GatewayRuntime: Sendable {
     private func makeListener(_ port: PublicPortConfiguration, configuration: GatewayConfiguration) throws -> (any L4PortListener)? {
         guard let service = configuration.service(named: port.service) else { return nil }
         return try L4ListenerFactory.makeListener(
-            for: port, service: service, registry: registry, tcp: relay, group: group, logger: logger
+            for: port, service: service, registry: registry, tcp: relay, udp: udp, group: group, logger: logger
         )
     }
 

@@ -18,6 +18,13 @@ import Testing
         return error.problems
     }
 
+    @Test func layerFourTimeoutsAreRead() throws {
+        let loaded = try Self.load("timeouts: { l4Idle: 90s, udpFlowIdle: 500ms }\n").get()
+        #expect(loaded.configuration.timeouts.l4Idle == .seconds(90))
+        #expect(loaded.configuration.timeouts.udpFlowIdle == .milliseconds(500))
+        #expect(Self.problems("timeouts: { udpFlowIdle: soon }\n").contains { $0.key == "timeouts.udpFlowIdle" })
+    }
+
     @Test func exampleConfigurationPasses() throws {
         let path = Self.repositoryRoot.appendingPathComponent("Configs/edge-router.example.yaml").path
         let loaded = try ConfigurationLoader.load(path: path).get()
