@@ -192,13 +192,19 @@ import TestSupport
         #expect(garbage.receive().closed)
         #expect(try https("app.e2e.test", "/echo").contains("\"url\":\"/echo\""))
 
-        // SIGTERM: stop accepting, drain, exit 0.
+        // SIGTERM: stop accepting, drain (the public-port session above is still open, so the gateway
+        // waits for it up to the 2 s drain deadline), exit 0.
+        let stopping = Date()
         gateway.signal(SIGTERM)
         let deadline = Date().addingTimeInterval(10)
         while gateway.process.isRunning && Date() < deadline { usleep(20_000) }
         #expect(!gateway.process.isRunning)
         #expect(gateway.process.terminationStatus == 0, "\(gateway.log)")
         #expect(gateway.log.contains("edge-router stopped"))
+        #expect(gateway.log.contains("Drain deadline reached"), "\(gateway.log)")
+        #expect(gateway.log.contains("l4Sessions=1"), "\(gateway.log)")
+        #expect(Date().timeIntervalSince(stopping) >= 1.5, "the open L4 session was waited for")
+        withExtendedLifetime(socket) {}
         #expect(!RawSocket.canConnect(host: "127.0.0.1", port: httpsPort))
     }
 

@@ -68,6 +68,11 @@ public final class L4ConnectionRegistry: Sendable {
         }
     }
 
+    /// Open TCP sessions over every instance (UDP flows excluded: they have no end to wait for).
+    public var activeTCPSessions: Int {
+        loads.withLock { $0.values.reduce(0) { $0 + ($1.transport == .tcp ? $1.activeCount : 0) } }
+    }
+
     /// The current count for `endpoint`, 0 when it was never used.
     public func activeCount(for endpoint: ListenAddress, transport: TransportProtocol) -> Int {
         loads.withLock { $0[Key(endpoint: endpoint, transport: transport)]?.activeCount ?? 0 }

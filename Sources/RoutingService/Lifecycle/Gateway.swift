@@ -180,11 +180,14 @@ public final class Gateway: Service, Sendable {
         await runtime.stopPublicPorts()
         let drain = await reloader.current.configuration.timeouts.drain
         let deadline = ContinuousClock.now.advanced(by: drain)
-        while proxy.inFlight > 0 && ContinuousClock.now < deadline {
+        let registry = runtime.registry
+        while proxy.inFlight + registry.activeTCPSessions > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
         }
-        if proxy.inFlight > 0 {
-            logger.warning("Drain deadline reached with requests in flight", metadata: ["inFlight": "\(proxy.inFlight)"])
+        if proxy.inFlight + registry.activeTCPSessions > 0 {
+            logger.warning("Drain deadline reached: closing what is still open", metadata: [
+                "requestsInFlight": "\(proxy.inFlight)", "l4Sessions": "\(registry.activeTCPSessions)",
+            ])
         }
         try? await proxy.closeIdleConnections().get()
         logger.info("edge-router stopped")
