@@ -208,6 +208,27 @@ import TestSupport
         #expect(!RawSocket.canConnect(host: "127.0.0.1", port: httpsPort))
     }
 
+    @Test func aSecondSignalExitsAtOnceInsteadOfWaitingForTheDrain() throws {
+        try importCertificate()
+        let gateway = try startGateway(config: try writeConfiguration(configuration()))
+        defer { gateway.stop() }
+        // An open L4 session makes the graceful drain wait (up to 2 s here).
+        let socket = try RawSocket(host: "127.0.0.1", port: publicPort)
+        try socket.send("hold\n")
+        _ = socket.receive { String(decoding: $0, as: UTF8.self).contains("hold\n") }
+        gateway.signal(SIGTERM)
+        let deadline = Date().addingTimeInterval(5)
+        while !gateway.log.contains("Shutting down"), Date() < deadline { usleep(10_000) }
+        let second = Date()
+        gateway.signal(SIGTERM)
+        while gateway.process.isRunning && Date() < deadline { usleep(10_000) }
+        #expect(!gateway.process.isRunning)
+        #expect(Date().timeIntervalSince(second) < 1.0, "the second signal does not wait for the drain")
+        #expect(gateway.process.terminationStatus == 1)
+        #expect(gateway.log.contains("second signal, exiting now"), "\(gateway.log)")
+        withExtendedLifetime(socket) {}
+    }
+
     @Test func refusesAnInvalidConfigurationBeforeBindingAnything() throws {
         let broken = configuration(extraDomain: "  - { name: bad..name, service: nowhere, port: 1 }")
         let config = try writeConfiguration(broken)
