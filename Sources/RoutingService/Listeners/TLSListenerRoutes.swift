@@ -2,7 +2,7 @@
 /// terminate it here (HTTP ports) or pass the raw stream through to the project balancer.
 public enum TLSListenerRoute: Sendable {
     case terminate(ssl: SSLMode)
-    case passthrough(L4UpstreamTarget)
+    case passthrough(L4UpstreamTarget, domain: DomainName)
 }
 
 /// An immutable snapshot of the TLS listener's routes, built from one configuration. Reload builds
@@ -22,7 +22,7 @@ public final class TLSListenerRoutes: Sendable {
             } else {
                 hasPassthrough = true
                 hosts.insert(
-                    .passthrough(registry.target(service: service, port: domain.port, transport: .tcp)),
+                    .passthrough(registry.target(service: service, port: domain.port, transport: .tcp), domain: domain.name),
                     for: domain.name
                 )
             }
@@ -47,12 +47,12 @@ public final class TLSListenerRoutes: Sendable {
     /// The decision the ClientHello peek hands to `SNIRouterHandler`.
     public func decide(_ result: ClientHelloParseResult) -> SNIRoute {
         guard case .clientHello(let serverName?, _) = result,
-            case .passthrough(let target) = route(forServerName: serverName)
+            case .passthrough(let target, let domain) = route(forServerName: serverName)
         else {
             // Terminated names, unknown names and garbage all go to the TLS handler, which refuses
             // what it cannot serve with the proper alert.
             return .terminate
         }
-        return .passthrough(target)
+        return .passthrough(target, domain: domain)
     }
 }
