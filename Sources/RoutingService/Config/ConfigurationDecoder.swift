@@ -77,7 +77,7 @@ struct ConfigurationDecoder {
             }
         }
         if let node = fields["domains"] {
-            let services = configuration.services
+            let services = configuration.servicesByName
             configuration.domains = decodeList(node, at: "domains") { decoder, node, path in
                 decoder.decodeDomain(node, at: path, services: services)
             }
@@ -252,7 +252,7 @@ struct ConfigurationDecoder {
     private mutating func decodeDomain(
         _ node: Node,
         at path: ConfigurationKeyPath,
-        services: [ServiceConfiguration]
+        services: [String: ServiceConfiguration]
     ) -> DomainConfiguration? {
         guard let fields = fields(of: node, at: path, known: ConfigurationKeys.domain) else { return nil }
         let name = required("name", in: fields, at: path).flatMap { string($0, at: path.appending("name")) }
@@ -278,7 +278,7 @@ struct ConfigurationDecoder {
             )
         }
         // SPEC §6: `ssl` defaults to auto on an HTTP port; a non-HTTP port is passed through and takes none.
-        let isHTTP = services.first { $0.name == service }?.port(port, transport: .tcp)?.http ?? false
+        let isHTTP = services[service]?.port(port, transport: .tcp)?.http ?? false
         let mode: SSLMode? = ssl ?? (isHTTP ? .auto : nil)
         return DomainConfiguration(
             name: DomainName(name),

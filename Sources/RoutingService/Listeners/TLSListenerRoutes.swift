@@ -15,8 +15,9 @@ public final class TLSListenerRoutes: Sendable {
     public init(configuration: GatewayConfiguration, registry: L4ConnectionRegistry) {
         var hosts = HostTable<TLSListenerRoute>()
         var hasPassthrough = false
+        let services = configuration.servicesByName
         for domain in configuration.domains {
-            guard let service = configuration.service(named: domain.service) else { continue }
+            guard let service = services[domain.service] else { continue }
             if service.port(domain.port)?.http == true {
                 hosts.insert(.terminate(ssl: domain.ssl ?? .auto), for: domain.name)
             } else {
