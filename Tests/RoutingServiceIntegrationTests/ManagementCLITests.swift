@@ -131,6 +131,23 @@ struct ManagementCLITests {
             #expect(https.output == "200", "\(https)")
             #expect(try gateway.get(host: "secure.test").status == 308, "plain HTTP now redirects")
 
+            // A replacement imported through the CLI is swapped into the TLS front by the import itself
+            // (no configuration change follows): the very next handshake shows the new issuer.
+            let second = try TestCertificateAuthority(commonName: "edge-router second CA")
+            defer { try? FileManager.default.removeItem(at: second.directory) }
+            let replacement = try second.issue(["secure.test"])
+            let replaced = try gateway.cli(["certs", "import", "--cert", replacement.chainPath, "--key", replacement.keyPath])
+            #expect(replaced.status == 0, "\(replaced.standardError)")
+            func handshake(trusting authority: TestCertificateAuthority) throws -> String {
+                try Shell.run("curl", [
+                    "-s", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}",
+                    "--resolve", "secure.test:\(gateway.ports.https):127.0.0.1", "--cacert", authority.caCertificatePath,
+                    "https://secure.test:\(gateway.ports.https)/echo",
+                ], allowFailure: true).output
+            }
+            #expect(try handshake(trusting: second) == "200", "the imported certificate is served at once")
+            #expect(try handshake(trusting: authority) != "200", "the old one is not served any more")
+
             let off = try gateway.cli(["ssl", "secure.test", "off"])
             #expect(off.status == 0, "\(off.standardError)")
             #expect(try gateway.get(host: "secure.test").status == 200)
