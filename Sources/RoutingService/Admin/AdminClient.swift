@@ -53,9 +53,19 @@ public struct AdminClient: Sendable {
                 headers.add(name: "Connection", value: "close")
                 headers.add(name: "Content-Length", value: String(body?.count ?? 0))
                 if let token { headers.add(name: "Authorization", value: "Bearer \(token)") }
-                try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)))
-                if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-                try await outbound.write(.end(nil))
+                var parts: [HTTPClientRequestPart] = [
+                    .head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)),
+                ]
+                if let body { parts.append(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                parts.append(.end(nil))
+                // The server answers once it has the whole request and then closes (`Connection: close`),
+                // so the write may report the closed channel although the answer is already here: read it.
+                var writeError: (any Error)?
+                do {
+                    try await outbound.write(contentsOf: parts)
+                } catch {
+                    writeError = error
+                }
                 var response = Response(status: 0, headers: [:], body: [])
                 for try await part in inbound {
                     switch part {
@@ -68,6 +78,7 @@ public struct AdminClient: Sendable {
                         return response
                     }
                 }
+                if let writeError { throw writeError }
                 throw AdminClientError.truncated(address)
             }
         } catch let error as AdminClientError {

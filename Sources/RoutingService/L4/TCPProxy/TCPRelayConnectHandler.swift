@@ -46,7 +46,7 @@ final class TCPRelayConnectHandler {
         // A client's FIN must reach the instance as a FIN, not end the whole session.
         try? context.channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
         // Once per session, so a reload that removes its route can give it the drain deadline.
-        session?.registry.register(context.channel, route: session!.route)
+        if let session { session.registry.register(context.channel, route: session.route) }
         // Logged once, whatever way the session ends.
         context.channel.closeFuture.assumeIsolated().whenComplete { _ in
             self.clientChannelClosed()
