@@ -6,7 +6,7 @@ import Yams
 /// Where the admin API is and which token to present: from the configuration file (`admin.listen`,
 /// `admin.tokenFile`), each overridable.
 struct AdminOptions: ParsableArguments {
-    @Option(help: "The configuration file; its admin.listen and admin.tokenFile locate the admin API.")
+    @Option(help: "The configuration file: admin.listen and admin.tokenFile locate the admin API (certs: certificates.directory names the store).")
     var config: String = "Configs/edge-router.yaml"
 
     @Option(help: "The admin API address, host:port or http://host:port (overrides admin.listen).")
