@@ -6,7 +6,7 @@ import Yams
 /// Where the admin API is and which token to present: from the configuration file (`admin.listen`,
 /// `admin.tokenFile`), each overridable.
 struct AdminOptions: ParsableArguments {
-    @Option(help: "The configuration file; its admin.listen and admin.tokenFile locate the admin API.")
+    @Option(help: "The configuration file: admin.listen and admin.tokenFile locate the admin API (certs: certificates.directory names the store).")
     var config: String = "Configs/edge-router.yaml"
 
     @Option(help: "The admin API address, host:port or http://host:port (overrides admin.listen).")
@@ -16,6 +16,22 @@ struct AdminOptions: ParsableArguments {
     var tokenFile: String?
 
     func client() throws -> AdminClient {
+        switch try resolve() {
+        case .configured(let client): return client
+        case .noTokenFile:
+            throw CommandFailure("no admin token: \(config) sets no admin.tokenFile (the admin API is then not started); pass --token-file FILE")
+        }
+    }
+
+    enum Resolution {
+        case configured(AdminClient)
+        /// Neither the configuration nor `--token-file` names a token file: no admin API runs.
+        case noTokenFile
+    }
+
+    /// The client, or `.noTokenFile` when no admin API can be running; throws on a bad address or an
+    /// unreadable token file.
+    func resolve() throws -> Resolution {
         let settings = try? Self.adminSettings(fromConfigAt: config)
         var address = admin ?? settings?.listen ?? "127.0.0.1:9901"
         if address.hasPrefix("http://") { address.removeFirst("http://".count) }
@@ -26,14 +42,12 @@ struct AdminOptions: ParsableArguments {
         var host = String(address[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         if host == "0.0.0.0" { host = "127.0.0.1" }
-        guard let tokenPath = tokenFile ?? settings?.tokenFile else {
-            throw CommandFailure("no admin token: \(config) sets no admin.tokenFile (the admin API is then not started); pass --token-file FILE")
-        }
+        guard let tokenPath = tokenFile ?? settings?.tokenFile else { return .noTokenFile }
         guard let data = FileManager.default.contents(atPath: tokenPath) else {
             throw CommandFailure("cannot read the admin token file \(tokenPath)")
         }
         let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return AdminClient(host: host, port: port, token: token)
+        return .configured(AdminClient(host: host, port: port, token: token))
     }
 
     static func adminSettings(fromConfigAt path: String) throws -> (listen: String?, tokenFile: String?) {

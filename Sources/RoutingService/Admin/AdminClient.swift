@@ -58,14 +58,20 @@ public struct AdminClient: Sendable {
                 headers.add(name: "Connection", value: "close")
                 headers.add(name: "Content-Length", value: String(body?.count ?? 0))
                 if let token { headers.add(name: "Authorization", value: "Bearer \(token)") }
-                // One write: with Content-Length the server has the whole request after the body and may
-                // answer and close before a separate `.end` write (which sends no bytes) would be made.
                 var parts: [HTTPClientRequestPart] = [
                     .head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)),
                 ]
                 if let body { parts.append(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
                 parts.append(.end(nil))
-                try await outbound.write(contentsOf: parts)
+                // One write, and its failure does not end the exchange: the server answers once it has the
+                // whole request and then closes (`Connection: close`), possibly before the write reports
+                // back, so the answer may be here although the write saw the channel close.
+                var writeError: (any Error)?
+                do {
+                    try await outbound.write(contentsOf: parts)
+                } catch {
+                    writeError = error
+                }
                 var response = Response(status: 0, headers: [:], body: [])
                 for try await part in inbound {
                     switch part {
@@ -78,6 +84,7 @@ public struct AdminClient: Sendable {
                         return response
                     }
                 }
+                if let writeError { throw writeError }
                 throw AdminClientError.truncated(address)
             }
         } catch let error as AdminClientError {

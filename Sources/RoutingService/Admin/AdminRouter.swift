@@ -154,6 +154,7 @@ public struct AdminRouter: Sendable {
                 "certificates": runtime.contexts.current.names.count,
                 "requestsInFlight": runtime.proxy.inFlight,
                 "longLivedConnections": runtime.proxy.longLivedConnections.count,
+                "l4Sessions": runtime.l4Sessions.count,
             ],
         ], headers: etag(version))
     }

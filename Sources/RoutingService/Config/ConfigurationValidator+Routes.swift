@@ -43,7 +43,7 @@ extension ValidationRun {
         at path: ConfigurationKeyPath,
         for user: String
     ) -> PortTarget {
-        guard let service = configuration.service(named: name) else {
+        guard let service = servicesByName[name] else {
             var reason = "no service named \"\(name)\""
             let names = configuration.services.map(\.name)
             if let suggestion = KeySuggestion.closest(to: name, among: names) {

@@ -37,11 +37,14 @@ public struct ConfigurationValidator: Sendable {
 struct ValidationRun {
     let validator: ConfigurationValidator
     let configuration: GatewayConfiguration
+    /// `configuration.servicesByName`, built once: every domain and public port looks its service up.
+    let servicesByName: [String: ServiceConfiguration]
     private(set) var problems: [ConfigurationProblem] = []
 
     init(validator: ConfigurationValidator, configuration: GatewayConfiguration) {
         self.validator = validator
         self.configuration = configuration
+        self.servicesByName = configuration.servicesByName
     }
 
     var sourceMap: ConfigurationSourceMap { validator.sourceMap }

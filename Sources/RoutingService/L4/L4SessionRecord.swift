@@ -12,6 +12,8 @@ public enum L4SessionEnd: String, Sendable, Equatable {
     case upstreamError = "upstream-error"
     case clientGone = "client-gone-while-connecting"
     case shutdown = "shutdown"
+    /// Its route was removed by a reload, and the drain deadline passed.
+    case drained = "drained"
 }
 
 /// What one L4 session (a TCP connection or a UDP flow) did, logged once when it ends.

@@ -7,7 +7,8 @@ public enum SNIRoute: Sendable {
     /// to the handlers after it (the TLS handler). Also the way to answer garbage with a TLS alert.
     case terminate
     /// SNI passthrough: relay the whole stream, ClientHello included, to the least-busy instance.
-    case passthrough(L4UpstreamTarget)
+    /// `domain` is the configured domain that matched (the session is drained when a reload removes it).
+    case passthrough(L4UpstreamTarget, domain: DomainName? = nil)
     /// Close the connection, logging `reason`.
     case reject(reason: String)
 }
@@ -48,6 +49,7 @@ public final class SNIRouterHandler {
     private let listenerName: String
     private let logger: Logger
     private let decide: SNIRouteDecision
+    private let sessions: L4SessionRegistry?
     private let addTerminationHandlers: ((ChannelPipeline.SynchronousOperations) throws -> Void)?
     private var parser: ClientHelloParser
     private var state = State.peeking
@@ -62,8 +64,10 @@ public final class SNIRouterHandler {
         listenerName: String,
         logger: Logger,
         addTerminationHandlers: ((ChannelPipeline.SynchronousOperations) throws -> Void)? = nil,
+        sessions: L4SessionRegistry? = nil,
         decide: @escaping SNIRouteDecision
     ) {
+        self.sessions = sessions
         self.configuration = configuration
         self.listenerName = listenerName
         self.logger = logger
@@ -118,8 +122,8 @@ public final class SNIRouterHandler {
                 logger.info("Bad ClientHello handed to the TLS handler to answer", metadata: metadata(outcome))
             }
             terminate(context: context)
-        case .passthrough(let target):
-            passthrough(to: target, context: context)
+        case .passthrough(let target, let domain):
+            passthrough(to: target, domain: domain, context: context)
         case .reject(let reason):
             outcome["sni.reason"] = "\(reason)"
             logger.warning("TLS connection rejected before the handshake", metadata: metadata(outcome))
@@ -139,7 +143,7 @@ public final class SNIRouterHandler {
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
-    private func passthrough(to target: L4UpstreamTarget, context: ChannelHandlerContext) {
+    private func passthrough(to target: L4UpstreamTarget, domain: DomainName?, context: ChannelHandlerContext) {
         let record = L4SessionRecord(
             kind: .tcp,
             client: client,
@@ -151,6 +155,7 @@ public final class SNIRouterHandler {
             target: target,
             configuration: configuration.relay,
             record: record,
+            session: sessions.flatMap { registry in domain.map { L4SessionTag(registry: registry, route: .passthrough($0)) } },
             initialBytes: buffered
         )
         buffered = nil

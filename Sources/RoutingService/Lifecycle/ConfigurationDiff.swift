@@ -47,17 +47,18 @@ public struct ConfigurationDiff: Sendable, Equatable {
 
         let oldDomains = Dictionary(old.domains.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         let newDomains = Dictionary(new.domains.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let oldServicesByName = old.servicesByName, newServicesByName = new.servicesByName
         for domain in new.domains {
             guard let before = oldDomains[domain.name] else {
                 diff.domainsAdded.append(domain.name)
                 continue
             }
-            let serviceChanged = old.service(named: domain.service)?.ports != new.service(named: domain.service)?.ports
+            let serviceChanged = oldServicesByName[domain.service]?.ports != newServicesByName[domain.service]?.ports
             if before != domain || serviceChanged { diff.domainsChanged.append(domain.name) }
         }
         diff.domainsRemoved = old.domains.map(\.name).filter { newDomains[$0] == nil }
 
-        let oldServices = Dictionary(old.services.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let oldServices = oldServicesByName
         let newNames = Set(new.services.map(\.name))
         for service in new.services {
             guard let before = oldServices[service.name] else {

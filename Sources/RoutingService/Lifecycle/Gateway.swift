@@ -112,7 +112,8 @@ public final class Gateway: Service, Sendable {
                 }(),
                 sniPeek: .init(peekTimeout: timeouts.handshake, relay: runtime.relay),
                 listenerName: "https/\(configuration.listen.https)",
-                logger: logger
+                logger: logger,
+                sessions: runtime.l4Sessions
             )
         )
         let http = try await HTTPListener.bind(

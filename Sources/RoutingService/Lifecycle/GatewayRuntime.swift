@@ -11,6 +11,8 @@ public final class GatewayRuntime: Sendable {
     public let tlsRoutes: RoutingTableStore<TLSListenerRoutes>
     public let contexts: TLSContextStore
     public let registry: L4ConnectionRegistry
+    /// Open TCP sessions of public ports and SNI passthrough, by route, for draining on reload.
+    public let l4Sessions = L4SessionRegistry()
     public let metrics: GatewayMetrics
     /// Active health checks of HTTP instances; run beside the listeners.
     public let health: HealthCheckService
@@ -160,7 +162,8 @@ public final class GatewayRuntime: Sendable {
     private func makeListener(_ port: PublicPortConfiguration, configuration: GatewayConfiguration) throws -> (any L4PortListener)? {
         guard let service = configuration.service(named: port.service) else { return nil }
         return try L4ListenerFactory.makeListener(
-            for: port, service: service, registry: registry, tcp: relay, udp: udp, group: group, logger: logger
+            for: port, service: service, registry: registry, tcp: relay, udp: udp, group: group, logger: logger,
+            sessions: l4Sessions
         )
     }
 
@@ -243,6 +246,16 @@ public final class GatewayRuntime: Sendable {
         if drained > 0 {
             logger.info("Long-lived connections on removed routes will close after the drain deadline", metadata: [
                 "connections": "\(drained)", "drain": "\(configuration.timeouts.drain)",
+            ])
+        }
+        // L4 sessions on a removed or re-routed passthrough domain, or on a released public port (its
+        // listener is already stopped): the same deadline. Sessions on unchanged routes are not touched.
+        let goneRoutes = Set(diff.domainsToDrain.map(L4SessionRoute.passthrough))
+            .union(diff.publicPortsRemoved.filter { $0.transport == .tcp }.map(L4SessionRoute.forPublicPort))
+        let drainedSessions = l4Sessions.drain(routes: goneRoutes, deadline: configuration.timeouts.drain)
+        if drainedSessions > 0 {
+            logger.info("L4 sessions on removed routes will close after the drain deadline", metadata: [
+                "sessions": "\(drainedSessions)", "drain": "\(configuration.timeouts.drain)",
             ])
         }
     }

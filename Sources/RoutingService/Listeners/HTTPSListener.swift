@@ -14,6 +14,8 @@ public enum HTTPSListener {
         public var sniPeek: SNIRouterConfiguration
         public var listenerName: String
         public var logger: Logger
+        /// Where passed-through sessions are registered for draining on reload (nil: not tracked).
+        public var sessions: L4SessionRegistry?
 
         public init(
             front: OpenSSLFrontContext,
@@ -22,8 +24,10 @@ public enum HTTPSListener {
             tls: TLSHandler.Configuration,
             sniPeek: SNIRouterConfiguration,
             listenerName: String,
-            logger: Logger
+            logger: Logger,
+            sessions: L4SessionRegistry? = nil
         ) {
+            self.sessions = sessions
             self.front = front
             self.routes = routes
             self.proxy = proxy
@@ -62,6 +66,7 @@ public enum HTTPSListener {
                 listenerName: dependencies.listenerName,
                 logger: dependencies.logger,
                 addTerminationHandlers: { pipeline in try addTermination(to: pipeline, dependencies: dependencies) },
+                sessions: dependencies.sessions,
                 decide: { routes.decide($0) }
             )
         )

@@ -10,8 +10,8 @@ public protocol L4PortListener: AnyObject, Sendable {
     /// The bound address, once started (the real port when `listen` asked for port 0).
     var localAddress: SocketAddress? { get }
     func start() async throws
-    /// Stops accepting (TCP) or closes the port and its flows (UDP). TCP sessions in flight go on
-    /// until they end by themselves, so a reload that drops a port breaks no connection.
+    /// Stops accepting (TCP) or closes the port and its flows (UDP). TCP sessions in flight go on; a
+    /// reload that drops the port closes them after the drain deadline (`L4SessionRegistry`).
     func stop() async
     /// Points new sessions at another set of instances (instances added or removed, config reload).
     func updateTarget(_ target: L4UpstreamTarget)
@@ -38,12 +38,15 @@ public enum L4ListenerFactory {
         tcp: TCPRelayConfiguration = .init(),
         udp: UDPProxyConfiguration = .init(),
         group: any EventLoopGroup,
-        logger: Logger
+        logger: Logger,
+        sessions: L4SessionRegistry? = nil
     ) throws -> any L4PortListener {
         let target = registry.target(service: service, port: port.port, transport: port.transport)
         switch port.transport {
         case .tcp:
-            return try L4TCPListener(configuration: port, target: target, relay: tcp, group: group, logger: logger)
+            return try L4TCPListener(
+                configuration: port, target: target, relay: tcp, group: group, logger: logger, sessions: sessions
+            )
         case .udp:
             return try L4UDPListener(configuration: port, target: target, proxy: udp, group: group, logger: logger)
         }
@@ -58,17 +61,22 @@ public final class L4TCPListener: L4PortListener {
     private let logger: Logger
     private let target: Mutex<L4UpstreamTarget>
     private let channel = Mutex<(any Channel)?>(nil)
+    /// Sessions are registered here under this port's key, so a reload that removes the port can
+    /// close them after the drain deadline (the listener itself is stopped at once).
+    private let session: L4SessionTag?
 
     public init(
         configuration: PublicPortConfiguration,
         target: L4UpstreamTarget,
         relay: TCPRelayConfiguration,
         group: any EventLoopGroup,
-        logger: Logger
+        logger: Logger,
+        sessions: L4SessionRegistry? = nil
     ) throws {
         guard configuration.transport == .tcp else {
             throw L4ListenerError.wrongTransport(expected: .tcp, got: configuration.transport)
         }
+        self.session = sessions.map { L4SessionTag(registry: $0, route: .forPublicPort(configuration)) }
         self.configuration = configuration
         self.target = Mutex(target)
         self.relay = relay
@@ -102,7 +110,7 @@ public final class L4TCPListener: L4PortListener {
                         logger: logger
                     )
                     try channel.pipeline.syncOperations.addHandler(
-                        TCPRelayConnectHandler(target: target, configuration: relay, record: record)
+                        TCPRelayConnectHandler(target: target, configuration: relay, record: record, session: session)
                     )
                 }
             }

@@ -2,7 +2,7 @@
 /// terminate it here (HTTP ports) or pass the raw stream through to the project balancer.
 public enum TLSListenerRoute: Sendable {
     case terminate(ssl: SSLMode)
-    case passthrough(L4UpstreamTarget)
+    case passthrough(L4UpstreamTarget, domain: DomainName)
 }
 
 /// An immutable snapshot of the TLS listener's routes, built from one configuration. Reload builds
@@ -15,14 +15,15 @@ public final class TLSListenerRoutes: Sendable {
     public init(configuration: GatewayConfiguration, registry: L4ConnectionRegistry) {
         var hosts = HostTable<TLSListenerRoute>()
         var hasPassthrough = false
+        let services = configuration.servicesByName
         for domain in configuration.domains {
-            guard let service = configuration.service(named: domain.service) else { continue }
+            guard let service = services[domain.service] else { continue }
             if service.port(domain.port)?.http == true {
                 hosts.insert(.terminate(ssl: domain.ssl ?? .auto), for: domain.name)
             } else {
                 hasPassthrough = true
                 hosts.insert(
-                    .passthrough(registry.target(service: service, port: domain.port, transport: .tcp)),
+                    .passthrough(registry.target(service: service, port: domain.port, transport: .tcp), domain: domain.name),
                     for: domain.name
                 )
             }
@@ -47,12 +48,12 @@ public final class TLSListenerRoutes: Sendable {
     /// The decision the ClientHello peek hands to `SNIRouterHandler`.
     public func decide(_ result: ClientHelloParseResult) -> SNIRoute {
         guard case .clientHello(let serverName?, _) = result,
-            case .passthrough(let target) = route(forServerName: serverName)
+            case .passthrough(let target, let domain) = route(forServerName: serverName)
         else {
             // Terminated names, unknown names and garbage all go to the TLS handler, which refuses
             // what it cannot serve with the proper alert.
             return .terminate
         }
-        return .passthrough(target)
+        return .passthrough(target, domain: domain)
     }
 }

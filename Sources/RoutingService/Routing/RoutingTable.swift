@@ -32,8 +32,9 @@ public struct RoutingTable: Sendable {
         var groups: [UpstreamGroup] = []
         var groupIndex: [String: Int] = [:]
         var hosts = HostTable<DomainRoute>()
+        let services = configuration.servicesByName
         for domain in configuration.domains {
-            guard let service = configuration.service(named: domain.service) else { continue }
+            guard let service = services[domain.service] else { continue }
             let key = "\(domain.service)\u{0}\(domain.port)"
             let groupID: Int
             if let existing = groupIndex[key] {

@@ -118,6 +118,9 @@ extension GlueHandler: ChannelDuplexHandler {
             record.noteEnd(endWhenThisSideCloses)
             partner?.partnerInputClosed()
             if outputClosed { context.close(promise: nil) }
+        } else if event is L4DrainDeadlineEvent {
+            record.noteEnd(.drained)
+            context.close(promise: nil)
         } else if event is IdleStateHandler.IdleStateEvent {
             record.noteEnd(.idleTimeout)
             context.close(promise: nil)

@@ -17,6 +17,7 @@ final class TCPRelayConnectHandler {
     private let target: L4UpstreamTarget
     private let configuration: TCPRelayConfiguration
     private let record: L4SessionRecord
+    private let session: L4SessionTag?
     private let policy = FewestConnectionsPolicy()
     private var state = State.idle
     private var pendingBytes: ByteBuffer?
@@ -29,9 +30,11 @@ final class TCPRelayConnectHandler {
         target: L4UpstreamTarget,
         configuration: TCPRelayConfiguration,
         record: L4SessionRecord,
+        session: L4SessionTag? = nil,
         initialBytes: ByteBuffer? = nil
     ) {
         self.target = target
+        self.session = session
         self.configuration = configuration
         self.record = record
         self.pendingBytes = initialBytes
@@ -42,6 +45,8 @@ final class TCPRelayConnectHandler {
         state = .connecting
         // A client's FIN must reach the instance as a FIN, not end the whole session.
         try? context.channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
+        // Once per session, so a reload that removes its route can give it the drain deadline.
+        if let session { session.registry.register(context.channel, route: session.route) }
         // Logged once, whatever way the session ends.
         context.channel.closeFuture.assumeIsolated().whenComplete { _ in
             self.clientChannelClosed()
@@ -185,6 +190,9 @@ extension TCPRelayConnectHandler: ChannelDuplexHandler, RemovableChannelHandler 
         if let event = event as? ChannelEvent, event == .inputClosed {
             clientInputClosed = true
             record.noteEnd(.clientClosed)
+        } else if event is L4DrainDeadlineEvent {
+            record.noteEnd(.drained)
+            context.close(promise: nil)
         }
     }
 
