@@ -229,11 +229,13 @@ public final class CertificateManager: Service, Sendable {
     /// Rebuilds the TLS index from the store and swaps it in; open connections keep their context.
     private func installStoredCertificates() {
         let defaultName = managed.withLock { $0.defaultName }
-        let outcome = CertificateContexts.build(from: store.loadAll().certificates, defaultName: defaultName)
-        for (folder, reason) in outcome.refused {
+        let refused = contexts.rebuild {
+            let outcome = CertificateContexts.build(from: store.loadAll().certificates, defaultName: defaultName)
+            return (outcome.index, outcome.refused)
+        }
+        for (folder, reason) in refused {
             logger.error("Certificate refused by OpenSSL", metadata: ["folder": "\(folder)", "reason": "\(reason)"])
         }
-        contexts.replace(outcome.index)
     }
 
     private func succeeded(name: String, generation: Int, certificate: StoredCertificate) {

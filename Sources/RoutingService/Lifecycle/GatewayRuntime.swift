@@ -116,10 +116,9 @@ public final class GatewayRuntime: Sendable {
             return current == fingerprint
         }
         if unchanged && !force { return false }
-        let (index, report) = CertificateContexts.load(
-            store: store, defaultName: configuration.certificates.defaultName, logger: logger
-        )
-        contexts.replace(index)
+        let report = contexts.rebuild {
+            CertificateContexts.load(store: store, defaultName: configuration.certificates.defaultName, logger: logger)
+        }
         certificatesLoaded.withLock { $0 = report.certificates }
         return true
     }

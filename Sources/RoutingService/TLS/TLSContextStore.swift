@@ -5,6 +5,8 @@ import Synchronization
 /// replace never breaks an open connection.
 public final class TLSContextStore: Sendable {
     private let index: Mutex<TLSCertificateIndex>
+    /// Serializes `rebuild`s (kept apart from `index`, which handshakes read, so building never blocks them).
+    private let rebuilding = Mutex(())
 
     public init(_ index: TLSCertificateIndex = .empty) {
         self.index = Mutex(index)
@@ -16,6 +18,17 @@ public final class TLSContextStore: Sendable {
 
     public func replace(_ newIndex: TLSCertificateIndex) {
         index.withLock { $0 = newIndex }
+    }
+
+    /// Builds a new index (typically: reads the certificate store) and swaps it in, one rebuild at a time.
+    /// Without this, two writers (a reload and an ACME issuance) could each read the store, and the one
+    /// that read it first could swap in last, dropping the other's certificate.
+    public func rebuild<Result>(_ make: () -> (TLSCertificateIndex, Result)) -> Result {
+        rebuilding.withLock { _ in
+            let (newIndex, result) = make()
+            replace(newIndex)
+            return result
+        }
     }
 
     /// The context for a ClientHello's SNI in the current index (`nil` SNI → the default).
