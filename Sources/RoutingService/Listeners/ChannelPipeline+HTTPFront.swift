@@ -20,16 +20,17 @@ extension ChannelPipeline.SynchronousOperations {
         // The proxy writes the framing headers itself (it knows HEAD and 1.0 clients), so the encoder must not.
         var encoderConfiguration = HTTPResponseEncoder.Configuration()
         encoderConfiguration.automaticallySetFramingHeaders = false
+        let clientTimeouts = ClientTimeoutHandler(
+            headerTimeout: timeouts.requestHeader.timeAmount,
+            idleTimeout: timeouts.clientIdle.timeAmount
+        )
         try addHandlers([
-            ClientTimeoutHandler(
-                headerTimeout: timeouts.requestHeader.timeAmount,
-                idleTimeout: timeouts.clientIdle.timeAmount
-            ),
+            clientTimeouts,
             HTTPResponseEncoder(configuration: encoderConfiguration),
             // Bytes after an upgrade request are kept and handed to the WebSocket relay.
             ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits)),
             HTTPServerPipelineHandler(),
-            HTTPProxyHandler(mode: mode, runtime: runtime),
+            HTTPProxyHandler(mode: mode, runtime: runtime, clientTimeouts: clientTimeouts),
         ])
     }
 }
