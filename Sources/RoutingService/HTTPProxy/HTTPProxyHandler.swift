@@ -433,6 +433,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // hand whatever bytes they had buffered to the relays.
             try connection.removeHTTPHandlers()
             try clientPipeline.removeHandler(context: clientPipeline.context(handlerType: HTTPServerPipelineHandler.self))
+            try clientPipeline.removeHandler(context: clientPipeline.context(handlerType: ReadAheadHandler.self))
             try clientPipeline.removeHandler(context: clientPipeline.context(handlerType: HTTPResponseEncoder.self))
             if let timeouts = try? clientPipeline.context(handlerType: ClientTimeoutHandler.self) {
                 try clientPipeline.removeHandler(context: timeouts)
