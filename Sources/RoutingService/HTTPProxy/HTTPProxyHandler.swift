@@ -67,7 +67,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        clientAddress = context.channel.remoteAddress?.ipAddress
+        if clientAddress == nil { clientAddress = context.channel.remoteAddress?.ipAddress }
         context.fireChannelActive()
     }
 
