@@ -38,9 +38,12 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// the pipeline has none: then they go as outbound events).
     private var clientTimeouts: ClientTimeoutHandler?
 
-    init(mode: HTTPFrontMode, runtime: HTTPProxyRuntime) {
+    /// `clientTimeouts`: the connection's timeout handler in the same pipeline, handed over directly
+    /// (looking it up per connection walks the pipeline with a dynamic cast per handler).
+    init(mode: HTTPFrontMode, runtime: HTTPProxyRuntime, clientTimeouts: ClientTimeoutHandler? = nil) {
         self.mode = mode
         self.runtime = runtime
+        self.clientTimeouts = clientTimeouts
     }
 
     // MARK: client channel events
@@ -51,7 +54,9 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         responseHeadTimer = DeadlineTimer(eventLoop: context.eventLoop) { [unowned self] in
             self.responseHeadTimedOut()
         }
-        clientTimeouts = try? context.pipeline.syncOperations.handler(type: ClientTimeoutHandler.self)
+        if clientTimeouts == nil {
+            clientTimeouts = try? context.pipeline.syncOperations.handler(type: ClientTimeoutHandler.self)
+        }
         clientAddress = context.channel.remoteAddress?.ipAddress
     }
 
@@ -62,7 +67,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        clientAddress = context.channel.remoteAddress?.ipAddress
+        if clientAddress == nil { clientAddress = context.channel.remoteAddress?.ipAddress }
         context.fireChannelActive()
     }
 
@@ -428,6 +433,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // hand whatever bytes they had buffered to the relays.
             try connection.removeHTTPHandlers()
             try clientPipeline.removeHandler(context: clientPipeline.context(handlerType: HTTPServerPipelineHandler.self))
+            try clientPipeline.removeHandler(context: clientPipeline.context(handlerType: ReadAheadHandler.self))
             try clientPipeline.removeHandler(context: clientPipeline.context(handlerType: HTTPResponseEncoder.self))
             if let timeouts = try? clientPipeline.context(handlerType: ClientTimeoutHandler.self) {
                 try clientPipeline.removeHandler(context: timeouts)

@@ -42,10 +42,16 @@ public enum HTTPSListener {
         try await ServerBootstrap(group: dependencies.proxy.eventLoopGroup)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    // Set here, synchronously: as child channel options each would cost a future chain per
+                    // accepted connection.
+                    if let options = channel.syncOptions {
+                        try options.setOption(.socketOption(.tcp_nodelay), value: 1)
+                        try options.setOption(.allowRemoteHalfClosure, value: true)
+                    } else {
+                        throw ChannelError.operationUnsupported
+                    }
                     try configure(channel: channel, dependencies: dependencies)
                 }
             }

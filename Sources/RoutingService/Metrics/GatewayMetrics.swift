@@ -10,6 +10,9 @@ public final class GatewayMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     fileprivate let factory: PrometheusMetricsFactory
     private let collectors = Mutex<[@Sendable (GatewayMetrics) -> Void]>([])
+    /// Handshake counters by (version, resumed): a handful of label sets, made once each, because making
+    /// a counter per handshake costs a registry lock and label strings on every new connection.
+    private let handshakeCounters = Mutex<[HandshakeCounterKey: Metrics.Counter]>([:])
 
     public init() {
         registry = PrometheusCollectorRegistry()
@@ -73,15 +76,28 @@ public final class GatewayMetrics: Sendable {
 
 extension GatewayMetrics: TLSHandshakeObserver {
     public func handshakeCompleted(_ event: TLSHandshakeCompletedEvent) {
-        Metrics.Counter(
-            label: Names.tlsHandshakes,
-            dimensions: [("version", event.protocolVersion), ("resumed", event.sessionReused ? "true" : "false")],
-            factory: factory
-        ).increment()
+        let key = HandshakeCounterKey(version: event.protocolVersion, resumed: event.sessionReused)
+        let counter = handshakeCounters.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = Metrics.Counter(
+                label: Names.tlsHandshakes,
+                dimensions: [("version", key.version), ("resumed", key.resumed ? "true" : "false")],
+                factory: factory
+            )
+            counters[key] = counter
+            return counter
+        }
+        counter.increment()
     }
 
     public func handshakeFailed(reason: TLSHandshakeFailure) {
         Metrics.Counter(label: Names.tlsHandshakeFailures, dimensions: [("reason", reason.rawValue)], factory: factory)
             .increment()
     }
+}
+
+/// The labels of `edge_router_tls_handshakes_total`.
+private struct HandshakeCounterKey: Hashable, Sendable {
+    var version: String
+    var resumed: Bool
 }
