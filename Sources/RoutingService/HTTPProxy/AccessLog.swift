@@ -19,6 +19,9 @@ struct AccessLogEntry {
 struct AccessLog: Sendable {
     let logger: Logger
 
+    /// Whether request lines are written at all (the log level lets `info` through).
+    var isEnabled: Bool { logger.logLevel <= .info }
+
     /// The entry is built only when the line will be written: with the log level above `info` a request
     /// pays one level check, not the strings (instance address, method) an entry holds.
     func record(_ makeEntry: @autoclosure () -> AccessLogEntry) {

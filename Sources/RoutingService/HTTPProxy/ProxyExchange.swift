@@ -3,8 +3,14 @@ import NIOHTTP1
 
 /// One request on its way through a balancer to an instance, from its head to the end of the response.
 final class ProxyExchange {
-    let clientHead: HTTPRequestHead
-    let forwarded: ForwardedRequest
+    let method: HTTP1Method
+    /// The client's HTTP/1.x minor version.
+    let clientMinorVersion: Int
+    let isWebSocketUpgrade: Bool
+    /// The head as the instance gets it, kept to send again on a retry.
+    let forwardedHead: ByteBuffer
+    /// Method and target as text, for the access log; nil when nothing logs them.
+    let logLine: (method: String, target: String)?
     let route: DomainRoute
     let routes: ProxyRoutes
     let balancer: HTTPBalancer
@@ -12,27 +18,38 @@ final class ProxyExchange {
     var instance: UpstreamInstance
     var attempts = 1
     var connection: UpstreamConnection?
-    /// Body parts received before the upstream connection was ready (bounded: reads are held meanwhile).
-    var bufferedBody = CircularBuffer<HTTPServerRequestPart>()
+    /// Where the request body stands.
+    var requestBody: HTTP1BodyProgress
+    /// Body bytes received before the upstream connection was ready (bounded: reads are held meanwhile).
+    var bufferedBody = CircularBuffer<ByteBuffer>()
     var requestEnded = false
-    /// Body parts already written upstream: once there is one, a failed attempt cannot be replayed.
+    /// Body bytes already written upstream: once there are some, a failed attempt cannot be replayed.
     var bodyPartsForwarded = 0
     var requestEndForwarded = false
-    var response: ForwardedResponse?
+    var responseHeadReceived = false
+    var responseRelay = HTTP1ResponseRelay.none
+    /// The response to the client is delimited by closing its connection.
+    var responseCloseDelimited = false
     var responseStatus = 0
     var responseBytes = 0
     private var countsReleased = false
 
     init(
-        clientHead: HTTPRequestHead,
-        forwarded: ForwardedRequest,
+        request: HTTP1RequestHead,
+        forwardedHead: ByteBuffer,
+        logLine: (method: String, target: String)?,
         route: DomainRoute,
         routes: ProxyRoutes,
         balancer: HTTPBalancer,
         instance: UpstreamInstance
     ) {
-        self.clientHead = clientHead
-        self.forwarded = forwarded
+        self.method = request.method
+        self.clientMinorVersion = request.minorVersion
+        self.isWebSocketUpgrade = request.isWebSocketUpgrade
+        self.requestBody = HTTP1BodyProgress(request.framing)
+        self.requestEnded = self.requestBody.isFinished
+        self.forwardedHead = forwardedHead
+        self.logLine = logLine
         self.route = route
         self.routes = routes
         self.balancer = balancer
@@ -42,11 +59,9 @@ final class ProxyExchange {
         instance.requestStarted()
     }
 
-    var responseHeadReceived: Bool { response != nil }
-
     /// Safe to send again to another instance: idempotent, nothing of its body gone, no answer yet.
     var isReplayable: Bool {
-        attempts == 1 && clientHead.method.isIdempotent && bodyPartsForwarded == 0 && !responseHeadReceived
+        attempts == 1 && method.isIdempotent && bodyPartsForwarded == 0 && !responseHeadReceived
     }
 
     func moveTo(_ next: UpstreamInstance) {
@@ -97,16 +112,6 @@ enum UpstreamFailure {
             return "instance \(instance) closed the connection before sending a response\(reason)"
         case .responseHeadTimedOut(let timeout):
             return "instance \(instance) sent no response head within \(timeout.millisecondsText)"
-        }
-    }
-}
-
-extension HTTPMethod {
-    /// RFC 9110 §9.2.2.
-    var isIdempotent: Bool {
-        switch self {
-        case .GET, .HEAD, .OPTIONS, .TRACE, .PUT, .DELETE: return true
-        default: return false
         }
     }
 }

@@ -1,19 +1,45 @@
 import NIOCore
-import NIOHTTP1
+
+/// What the delegate wants done with the body of the response whose head it was just given.
+enum UpstreamBodyDelivery {
+    /// The bytes as they arrive (chunk framing included).
+    case raw
+    /// Chunk payloads only.
+    case decoded
+}
 
 /// Receives what a leased upstream connection delivers. Everything runs on the connection's event
 /// loop, which is also the client channel's loop.
 protocol UpstreamConnectionDelegate: AnyObject {
-    func upstream(_ connection: UpstreamConnection, received part: HTTPClientResponsePart)
+    /// A 1xx other than 101, as received (head only).
+    func upstreamInformational(_ connection: UpstreamConnection, head: ByteBuffer)
+    /// A final (or 101) response head; `bytes` holds exactly the head, `head`'s offsets relative to
+    /// its reader index; `framing` is the body's as it will be read (none for a response to HEAD).
+    func upstreamResponseHead(
+        _ connection: UpstreamConnection, head: HTTP1ResponseHead, bytes: ByteBuffer, framing: HTTP1BodyFraming
+    ) -> UpstreamBodyDelivery
+    func upstreamResponseBody(_ connection: UpstreamConnection, _ bytes: ByteBuffer)
+    /// The response ended (for one delimited by close: the instance closed).
+    func upstreamResponseEnd(_ connection: UpstreamConnection)
+    /// Bytes after a `101`.
+    func upstreamTunnelBytes(_ connection: UpstreamConnection, _ bytes: ByteBuffer)
     func upstreamReadComplete(_ connection: UpstreamConnection)
     func upstreamWritabilityChanged(_ connection: UpstreamConnection)
+    /// The connection closed or failed before its response ended.
     func upstreamClosed(_ connection: UpstreamConnection, error: (any Error)?)
     /// Whether the upstream may read more now: false while the client cannot take more bytes.
     var upstreamMayRead: Bool { get }
 }
 
+/// The instance answered something that is not HTTP/1.x as this proxy reads it.
+struct InvalidUpstreamResponseError: Error, CustomStringConvertible {
+    let reason: String
+    var description: String { "invalid response: \(reason)" }
+}
+
 /// One keep-alive HTTP/1.1 connection to an instance, owned by its pool when idle and by one
-/// proxy exchange while leased.
+/// proxy exchange while leased. Requests go out as bytes the proxy wrote; responses come back parsed
+/// in place by `UpstreamResponseHandler`.
 final class UpstreamConnection {
     let channel: any Channel
     let instance: UpstreamInstance
@@ -24,37 +50,39 @@ final class UpstreamConnection {
     var requestCount = 0
     /// Closes the connection once it has idled in its pool too long (armed by the pool on release).
     private(set) lazy var idleTimer = DeadlineTimer(eventLoop: channel.eventLoop) { [unowned self] in self.close() }
-    fileprivate var handler: UpstreamConnectionHandler?
+    fileprivate var handler: UpstreamResponseHandler?
 
     init(channel: any Channel, instance: UpstreamInstance) {
         self.channel = channel
         self.instance = instance
     }
 
-    /// Adds the HTTP client codec and the bridge handler. Framing headers are set by the proxy itself
-    /// (`ForwardingHeaders`), so the encoder must not add its own.
     static func attach(to channel: any Channel, instance: UpstreamInstance) throws -> UpstreamConnection {
         let connection = UpstreamConnection(channel: channel, instance: instance)
-        let handler = UpstreamConnectionHandler(connection: connection)
+        let handler = UpstreamResponseHandler(connection: connection)
         connection.handler = handler
-        var encoderConfiguration = HTTPRequestEncoder.Configuration()
-        encoderConfiguration.automaticallySetFramingHeaders = false
-        let decoder = HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .forward)
-        try channel.pipeline.syncOperations.addHandlers([
-            HTTPRequestEncoder(configuration: encoderConfiguration),
-            ByteToMessageHandler(decoder),
-            handler,
-        ])
+        try channel.pipeline.syncOperations.addHandler(handler)
         return connection
     }
 
     var isWritable: Bool { channel.isWritable }
 
-    func write(_ part: HTTPClientRequestPart) {
-        channel.write(part, promise: nil)
+    /// Whether the last response left the connection fit for another request (framed, not asked to close).
+    var isReusable: Bool { handler?.isReusable ?? false }
+
+    /// Tells the response parser about the request about to be written: a response to HEAD has no body.
+    func requestStarted(isHead: Bool) {
+        handler?.expectResponse(toHead: isHead)
+    }
+
+    func write(_ bytes: ByteBuffer) {
+        channel.write(bytes, promise: nil)
     }
 
     func flush() { channel.flush() }
+
+    /// Half-closes towards the instance (a tunnel whose client stopped sending).
+    func closeOutput() { channel.close(mode: .output, promise: nil) }
 
     /// Reads again if a read was held back while the client was not writable.
     func resumeReading() { handler?.resumeReading() }
@@ -74,37 +102,35 @@ final class UpstreamConnection {
         if !wasClosed || error != nil { delegate?.upstreamClosed(self, error: error) }
         delegate = nil
     }
-
-    /// Takes the bridge and the encoder out (after a `101`); the decoder goes with `removeHTTPDecoder()`
-    /// once a handler for raw bytes is in place.
-    func removeHTTPHandlers() throws {
-        let pipeline = channel.pipeline.syncOperations
-        if let handler { _ = pipeline.removeHandler(context: try pipeline.context(handler: handler)) }
-        handler = nil
-        delegate = nil
-        isClosed = true  // no longer an HTTP connection: never pooled again
-        _ = pipeline.removeHandler(context: try pipeline.context(handlerType: HTTPRequestEncoder.self))
-    }
-
-    /// Removes the response decoder; bytes it had buffered go on to the next handler.
-    func removeHTTPDecoder() throws {
-        let pipeline = channel.pipeline.syncOperations
-        _ = pipeline.removeHandler(
-            context: try pipeline.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self)
-        )
-    }
 }
 
-/// The bridge inside the upstream channel: hands responses to the delegate and holds reads back
+/// The one handler of an instance connection: parses responses in place (head, then the body's
+/// framing), hands them to the delegate, and after a `101` passes bytes through. Holds reads back
 /// while the delegate's client is not writable.
-private final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+private final class UpstreamResponseHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        case awaitingHead
+        case body(HTTP1BodyProgress, UpstreamBodyDelivery)
+        case tunnel
+        /// The response ended; anything more before the next request is a protocol error.
+        case idle
+    }
+
+    /// Larger response heads are refused.
+    private static let maximumHeadBytes = 64 * 1024
 
     private unowned let connection: UpstreamConnection
     private var context: ChannelHandlerContext?
     private var readPending = false
+    private var state = State.idle
+    private var responseToHead = false
+    private var input: ByteBuffer?
+    private var head = HTTP1ResponseHead()
+    private(set) var isReusable = true
 
     init(connection: UpstreamConnection) {
         self.connection = connection
@@ -114,14 +140,108 @@ private final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableCh
 
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
+    func expectResponse(toHead: Bool) {
+        responseToHead = toHead
+        if case .idle = state { state = .awaitingHead }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
-        guard let delegate = connection.delegate else {
-            // Bytes from an idle instance connection: it is out of step, so it cannot be reused.
+        var bytes = unwrapInboundIn(data)
+        guard connection.delegate != nil else {
+            // Bytes on an idle instance connection: it is out of step, so it cannot be reused.
             connection.close()
             return
         }
-        delegate.upstream(connection, received: part)
+        if var pending = input {
+            input = nil
+            pending.writeBuffer(&bytes)
+            bytes = pending
+        }
+        do {
+            try process(&bytes)
+        } catch {
+            isReusable = false
+            connection.closed(error: error)
+            context.close(promise: nil)
+            return
+        }
+        if bytes.readableBytes > 0 { input = bytes }
+    }
+
+    private func process(_ bytes: inout ByteBuffer) throws {
+        while bytes.readableBytes > 0 {
+            guard let delegate = connection.delegate else { return }
+            switch state {
+            case .idle:
+                throw InvalidUpstreamResponseError(reason: "bytes after the end of a response")
+            case .tunnel:
+                delegate.upstreamTunnelBytes(connection, bytes.readSlice(length: bytes.readableBytes)!)
+            case .awaitingHead:
+                let end = try bytes.withUnsafeReadableBytes { raw throws(HTTP1ParseError) in
+                    try HTTP1Bytes.headEnd(in: raw, from: 0)
+                }
+                guard let end else {
+                    if bytes.readableBytes > Self.maximumHeadBytes {
+                        throw InvalidUpstreamResponseError(reason: "response head larger than 64 KiB")
+                    }
+                    return
+                }
+                do {
+                    try bytes.withUnsafeReadableBytes { raw throws(HTTP1ParseError) in
+                        try HTTP1HeadParser.parseResponse(raw, length: end, into: &head)
+                    }
+                } catch {
+                    throw InvalidUpstreamResponseError(reason: error.reason)
+                }
+                let headBytes = bytes.readSlice(length: end)!
+                if head.status == 101 {
+                    state = .tunnel
+                    isReusable = false
+                    _ = delegate.upstreamResponseHead(connection, head: head, bytes: headBytes, framing: .none)
+                } else if head.status < 200 {
+                    delegate.upstreamInformational(connection, head: headBytes)
+                } else {
+                    let framing = responseToHead ? .none : head.framing
+                    if head.wantsClose || framing == .untilClose { isReusable = false }
+                    let delivery = delegate.upstreamResponseHead(connection, head: head, bytes: headBytes, framing: framing)
+                    let progress = HTTP1BodyProgress(framing)
+                    if progress.isFinished {
+                        finishResponse()
+                    } else {
+                        state = .body(progress, delivery)
+                    }
+                }
+            case .body(var progress, let delivery):
+                let consumed: Int
+                switch delivery {
+                case .raw:
+                    consumed = try bytes.withUnsafeReadableBytes { raw throws(HTTP1ParseError) in try progress.consume(raw) }
+                    if consumed > 0 { delegate.upstreamResponseBody(connection, bytes.readSlice(length: consumed)!) }
+                case .decoded:
+                    var payloads: [Range<Int>] = []
+                    consumed = try bytes.withUnsafeReadableBytes { raw throws(HTTP1ParseError) in
+                        try progress.consume(raw) { payloads.append($0) }
+                    }
+                    let base = bytes.readerIndex
+                    for payload in payloads where !payload.isEmpty {
+                        delegate.upstreamResponseBody(
+                            connection, bytes.getSlice(at: base + payload.lowerBound, length: payload.count)!
+                        )
+                    }
+                    bytes.moveReaderIndex(forwardBy: consumed)
+                }
+                if progress.isFinished {
+                    finishResponse()
+                } else {
+                    state = .body(progress, delivery)
+                }
+            }
+        }
+    }
+
+    private func finishResponse() {
+        state = .idle
+        connection.delegate?.upstreamResponseEnd(connection)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -134,11 +254,17 @@ private final class UpstreamConnectionHandler: ChannelDuplexHandler, RemovableCh
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        isReusable = false
+        if case .body(let progress, _) = state, !progress.isFinished, progress.isDelimitedByClose {
+            // The close is the end of this response.
+            finishResponse()
+        }
         connection.closed(error: nil)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        isReusable = false
         connection.closed(error: error)
         context.close(promise: nil)
     }

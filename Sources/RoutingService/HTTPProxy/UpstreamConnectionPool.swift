@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 
 /// Idle keep-alive connections to one instance for one balancer on one event loop. Touched only on
 /// that loop, so it needs no lock. Connections are reused last-in first-out so that the warmest stay
@@ -57,14 +56,16 @@ final class UpstreamConnectionPool: UpstreamConnectionDelegate {
 
     // MARK: idle connections' events
 
-    func upstream(_ connection: UpstreamConnection, received part: HTTPClientResponsePart) {
-        // An idle connection must stay silent; anything else means it is out of step.
-        remove(connection)
-        connection.close()
-    }
-
+    // An idle connection must stay silent: its handler refuses any byte ("after the end of a
+    // response") and closes, which arrives here as `upstreamClosed`.
+    func upstreamInformational(_ connection: UpstreamConnection, head: ByteBuffer) {}
+    func upstreamResponseHead(
+        _ connection: UpstreamConnection, head: HTTP1ResponseHead, bytes: ByteBuffer, framing: HTTP1BodyFraming
+    ) -> UpstreamBodyDelivery { .raw }
+    func upstreamResponseBody(_ connection: UpstreamConnection, _ bytes: ByteBuffer) {}
+    func upstreamResponseEnd(_ connection: UpstreamConnection) {}
+    func upstreamTunnelBytes(_ connection: UpstreamConnection, _ bytes: ByteBuffer) {}
     func upstreamReadComplete(_ connection: UpstreamConnection) {}
-
     func upstreamWritabilityChanged(_ connection: UpstreamConnection) {}
 
     func upstreamClosed(_ connection: UpstreamConnection, error: (any Error)?) {

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 
 /// Limits of the HTTP front.
 public enum HTTPFrontConfiguration {
@@ -8,33 +7,12 @@ public enum HTTPFrontConfiguration {
 }
 
 extension ChannelPipeline.SynchronousOperations {
-    /// Adds the HTTP front: client timeouts, the HTTP/1.1 codec (32 KiB header limit, strict framing),
-    /// pipelining order (reading ahead while a response is pending), and the proxy handler. In `.tls`
-    /// mode call it after the TLS handler, which fires `TLSHandshakeCompletedEvent` before any
-    /// plaintext; in `.plain` mode it serves the plain listener (ACME challenges, redirects, `ssl: off`
-    /// domains).
+    /// Adds the HTTP/1.x front: one handler that parses requests in place, proxies them and owns the
+    /// client timeouts. In `.tls` mode call it after the TLS handler, which fires
+    /// `TLSHandshakeCompletedEvent` before any plaintext; in `.plain` mode it serves the plain listener
+    /// (ACME challenges, redirects, `ssl: off` domains).
     public func configureHTTPFront(mode: HTTPFrontMode, runtime: HTTPProxyRuntime) throws {
-        let timeouts = runtime.routes.snapshot.timeouts
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderListSize = HTTPFrontConfiguration.maximumHeaderBytes
-        limits.maxHeaderFieldSize = HTTPFrontConfiguration.maximumHeaderBytes
-        // The proxy writes the framing headers itself (it knows HEAD and 1.0 clients), so the encoder must not.
-        var encoderConfiguration = HTTPResponseEncoder.Configuration()
-        encoderConfiguration.automaticallySetFramingHeaders = false
-        let clientTimeouts = ClientTimeoutHandler(
-            headerTimeout: timeouts.requestHeader.timeAmount,
-            idleTimeout: timeouts.clientIdle.timeAmount
-        )
-        try addHandlers([
-            clientTimeouts,
-            HTTPResponseEncoder(configuration: encoderConfiguration),
-            // Bytes after an upgrade request are kept and handed to the WebSocket relay.
-            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: limits)),
-            // Keeps read interest while a response is pending (no epoll_ctl pair per request).
-            ReadAheadHandler(),
-            HTTPServerPipelineHandler(),
-            HTTPProxyHandler(mode: mode, runtime: runtime, clientTimeouts: clientTimeouts),
-        ])
+        try addHandler(HTTP1FrontHandler(mode: mode, runtime: runtime))
     }
 }
 

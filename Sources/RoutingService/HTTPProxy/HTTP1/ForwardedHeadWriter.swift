@@ -1,0 +1,232 @@
+import NIOCore
+
+/// Who the proxied request came from, for the forwarding headers.
+public struct ForwardingContext: Sendable {
+    /// The client's IP address as text (no port); nil when unknown.
+    public var clientAddress: String?
+    /// `https` behind the TLS listener, `http` on the plain one.
+    public var scheme: String
+
+    public init(clientAddress: String?, scheme: String) {
+        self.clientAddress = clientAddress
+        self.scheme = scheme
+    }
+}
+
+/// How a response body goes to the client, given how the instance framed it and what the client speaks.
+enum HTTP1ResponseRelay: Equatable {
+    /// No body (HEAD, 1xx, 204, 304, or an empty one).
+    case none
+    /// The body's bytes as they came (fixed length; chunked to an HTTP/1.1 client; until close to HTTP/1.0).
+    case passThrough
+    /// Delimited by close upstream, chunked for an HTTP/1.1 client so its connection can stay open.
+    case encodeChunks
+    /// Chunked upstream, payload only for an HTTP/1.0 client (which cannot take chunked), ended by close.
+    case decodeChunks
+
+    init(framing: HTTP1BodyFraming, clientMinorVersion: Int) {
+        switch framing {
+        case .none, .length(0): self = .none
+        case .length: self = .passThrough
+        case .chunked: self = clientMinorVersion == 0 ? .decodeChunks : .passThrough
+        case .untilClose: self = clientMinorVersion == 0 ? .passThrough : .encodeChunks
+        }
+    }
+}
+
+/// Writes the heads the proxy forwards (RFC 9110 §7.6): the received header lines copied as bytes,
+/// minus the hop-by-hop ones; `X-Forwarded-For`/`-Proto`/`-Host`, `Forwarded` (RFC 7239) and `Via`
+/// set or extended; framing headers rewritten for the next hop.
+enum ForwardedHeadWriter {
+    static let viaValue = "1.1 edge-router"
+
+    /// The request head for the instance, in HTTP/1.1.
+    static func writeRequest(
+        _ head: HTTP1RequestHead,
+        bytes: UnsafeRawBufferPointer,
+        context: ForwardingContext,
+        into buffer: inout ByteBuffer
+    ) {
+        // Request line: method and target as received, version 1.1.
+        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[0..<(head.target.upperBound + 1)]))
+        buffer.writeStaticString("HTTP/1.1\r\n")
+
+        var previousForwardedFor: [Range<Int>] = []
+        var previousForwarded: [Range<Int>] = []
+        var previousVia: [Range<Int>] = []
+        var upgradeValue: Range<Int>?
+        copyFields(head.fields, bytes: bytes, headLength: head.length, into: &buffer) { field in
+            switch field.kind {
+            case .xForwardedFor: previousForwardedFor.append(field.value)
+            case .forwarded: previousForwarded.append(field.value)
+            case .via: previousVia.append(field.value)
+            case .upgrade: if upgradeValue == nil { upgradeValue = field.value }
+            default: break
+            }
+        }
+
+        if head.isWebSocketUpgrade, let upgradeValue {
+            buffer.writeStaticString("Upgrade: ")
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[upgradeValue]))
+            buffer.writeStaticString("\r\nConnection: Upgrade\r\n")
+        }
+        if head.framing == .chunked { buffer.writeStaticString("Transfer-Encoding: chunked\r\n") }
+
+        let client = context.clientAddress ?? "unknown"
+        buffer.writeStaticString("X-Forwarded-For: ")
+        writeList(previousForwardedFor, bytes: bytes, into: &buffer)
+        buffer.writeString(client)
+        buffer.writeStaticString("\r\nX-Forwarded-Proto: ")
+        buffer.writeString(context.scheme)
+        buffer.writeStaticString("\r\n")
+        if let host = head.host {
+            buffer.writeStaticString("X-Forwarded-Host: ")
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[host]))
+            buffer.writeStaticString("\r\n")
+        }
+        buffer.writeStaticString("Forwarded: ")
+        writeList(previousForwarded, bytes: bytes, into: &buffer)
+        buffer.writeStaticString("for=")
+        writeForwardedNode(context.clientAddress, into: &buffer)
+        if let host = head.host {
+            buffer.writeStaticString(";host=")
+            writeForwardedValue(UnsafeRawBufferPointer(rebasing: bytes[host]), into: &buffer)
+        }
+        buffer.writeStaticString(";proto=")
+        buffer.writeString(context.scheme)
+        buffer.writeStaticString("\r\n")
+        writeVia(previousVia, bytes: bytes, into: &buffer)
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// The response head for the client.
+    /// - Parameters:
+    ///   - relay: how its body goes to the client (framing headers follow from it).
+    ///   - clientMinorVersion: the client's HTTP/1.x (the status line speaks its version).
+    ///   - closeAfter: the client connection ends after this response.
+    static func writeResponse(
+        _ head: HTTP1ResponseHead,
+        bytes: UnsafeRawBufferPointer,
+        relay: HTTP1ResponseRelay,
+        clientMinorVersion: Int,
+        closeAfter: Bool,
+        into buffer: inout ByteBuffer
+    ) {
+        buffer.writeStaticString(clientMinorVersion == 0 ? "HTTP/1.0" : "HTTP/1.1")
+        // " 200 OK" as received.
+        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[8..<head.reason.upperBound]))
+        buffer.writeStaticString("\r\n")
+
+        var previousVia: [Range<Int>] = []
+        if head.status == 101 {
+            // The upgrade answer keeps Upgrade and Connection: the client needs them.
+            copyFields(head.fields, bytes: bytes, headLength: head.length, into: &buffer, keepHopByHop: true) { field in
+                if field.kind == .via { previousVia.append(field.value) }
+            }
+            writeVia(previousVia, bytes: bytes, into: &buffer)
+            buffer.writeStaticString("\r\n")
+            return
+        }
+
+        // A body whose framing changes loses its Content-Length (also one sent beside Transfer-Encoding).
+        let dropContentLength = head.framing == .chunked || head.framing == .untilClose
+        copyFields(head.fields, bytes: bytes, headLength: head.length, into: &buffer, dropContentLength: dropContentLength) { field in
+            if field.kind == .via { previousVia.append(field.value) }
+        }
+        writeVia(previousVia, bytes: bytes, into: &buffer)
+        if relay == .encodeChunks || (relay == .passThrough && head.framing == .chunked) {
+            buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
+        }
+        if (100..<200).contains(head.status) {
+            // Informational answers carry no connection management.
+        } else if closeAfter {
+            buffer.writeStaticString("Connection: close\r\n")
+        } else if clientMinorVersion == 0 {
+            buffer.writeStaticString("Connection: keep-alive\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+    }
+
+    // MARK: pieces
+
+    /// Copies the header lines that pass unchanged, runs of adjacent ones in one copy; `visit` sees
+    /// every field (to collect the values of the headers rewritten after).
+    private static func copyFields(
+        _ fields: [HTTP1HeaderField],
+        bytes: UnsafeRawBufferPointer,
+        headLength: Int,
+        into buffer: inout ByteBuffer,
+        keepHopByHop: Bool = false,
+        dropContentLength: Bool = false,
+        visit: (HTTP1HeaderField) -> Void
+    ) {
+        // A field's line runs from its name to the next field's name (the last one to the blank line).
+        var runStart: Int?
+        for (index, field) in fields.enumerated() {
+            visit(field)
+            let kept: Bool
+            switch field.kind {
+            case .xForwardedFor, .xForwardedProto, .xForwardedHost, .forwarded, .via:
+                kept = false
+            case .contentLength:
+                kept = !dropContentLength
+            case .other, .host:
+                kept = true
+            default:
+                kept = keepHopByHop || !field.kind.isHopByHop
+            }
+            if kept {
+                if runStart == nil { runStart = field.name.lowerBound }
+            } else if let start = runStart {
+                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<field.name.lowerBound]))
+                runStart = nil
+            }
+            if index == fields.count - 1, let start = runStart {
+                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<(headLength - 2)]))
+            }
+        }
+    }
+
+    /// Earlier values of a list header, each followed by ", ".
+    private static func writeList(_ values: [Range<Int>], bytes: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
+        for value in values where !value.isEmpty {
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[value]))
+            buffer.writeStaticString(", ")
+        }
+    }
+
+    private static func writeVia(_ previous: [Range<Int>], bytes: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("Via: ")
+        writeList(previous, bytes: bytes, into: &buffer)
+        buffer.writeStaticString("1.1 edge-router\r\n")
+    }
+
+    /// RFC 7239 node: IPv4 as a token, IPv6 bracketed and quoted, unknown as `unknown`.
+    static func writeForwardedNode(_ address: String?, into buffer: inout ByteBuffer) {
+        guard let address else {
+            buffer.writeStaticString("unknown")
+            return
+        }
+        if address.utf8.contains(HTTP1Bytes.colon) {
+            buffer.writeStaticString("\"[")
+            buffer.writeString(address)
+            buffer.writeStaticString("]\"")
+        } else {
+            buffer.writeString(address)
+        }
+    }
+
+    /// A token when every byte is a tchar, else a quoted string.
+    static func writeForwardedValue(_ value: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
+        if !value.isEmpty && value.allSatisfy(HTTP1Bytes.isToken) {
+            buffer.writeBytes(value)
+            return
+        }
+        buffer.writeInteger(UInt8(ascii: "\""))
+        for byte in value {
+            if byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "\"") { buffer.writeInteger(UInt8(ascii: "\\")) }
+            buffer.writeInteger(byte)
+        }
+        buffer.writeInteger(UInt8(ascii: "\""))
+    }
+}
