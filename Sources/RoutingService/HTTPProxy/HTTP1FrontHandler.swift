@@ -108,6 +108,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         if var pending = input {
+            input = nil  // `pending` alone holds the storage: appending does not copy it
             pending.writeBuffer(&bytes)
             input = pending
         } else {
@@ -457,10 +458,11 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         connection.requestCount += 1
         connection.requestStarted(isHead: exchange.method == .head)
         connection.write(exchange.forwardedHead)
-        while let body = exchange.bufferedBody.popFirst() {
+        for body in exchange.bufferedBody {
             exchange.bodyPartsForwarded += 1
             connection.write(body)
         }
+        exchange.bufferedBody.removeAll()
         if exchange.requestEnded { requestEndForwarded(exchange) }
         upstreamNeedsFlush = true
         if pendingRead && connection.isWritable {

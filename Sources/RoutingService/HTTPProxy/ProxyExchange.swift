@@ -21,7 +21,7 @@ final class ProxyExchange {
     /// Where the request body stands.
     var requestBody: HTTP1BodyProgress
     /// Body bytes received before the upstream connection was ready (bounded: reads are held meanwhile).
-    var bufferedBody = CircularBuffer<ByteBuffer>()
+    var bufferedBody: [ByteBuffer] = []
     var requestEnded = false
     /// Body bytes already written upstream: once there are some, a failed attempt cannot be replayed.
     var bodyPartsForwarded = 0

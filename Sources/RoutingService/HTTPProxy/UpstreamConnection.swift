@@ -50,7 +50,8 @@ final class UpstreamConnection {
     var requestCount = 0
     /// Closes the connection once it has idled in its pool too long (armed by the pool on release).
     private(set) lazy var idleTimer = DeadlineTimer(eventLoop: channel.eventLoop) { [unowned self] in self.close() }
-    fileprivate var handler: UpstreamResponseHandler?
+    /// Weak: the channel's pipeline owns its handler.
+    fileprivate weak var handler: UpstreamResponseHandler?
 
     init(channel: any Channel, instance: UpstreamInstance) {
         self.channel = channel
@@ -123,7 +124,9 @@ private final class UpstreamResponseHandler: ChannelDuplexHandler, RemovableChan
     /// Larger response heads are refused.
     private static let maximumHeadBytes = 64 * 1024
 
-    private unowned let connection: UpstreamConnection
+    /// Strong: after the proxy lets go of a closing connection, its last events still need it. The
+    /// cycle through the channel ends when the closed channel's pipeline drops its handlers.
+    private let connection: UpstreamConnection
     private var context: ChannelHandlerContext?
     private var readPending = false
     private var state = State.idle

@@ -160,4 +160,92 @@ final class FakeUpstreamConnector: UpstreamConnector, @unchecked Sendable {
         #expect(connector.channels.isEmpty)
         #expect(!client.isActive)
     }
+
+    @Test func chunkedRequestBodyPassesAsReceivedAndAPipelinedRequestWaitsForTheResponse() throws {
+        try send("POST /c HTTP/1.1\r\nHost: secure.test\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab")
+        try send("cd\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: secure.test\r\n\r\n")
+        let upstream = try #require(connector.channels.first?.channel)
+        let request = try written(upstream)
+        #expect(request.hasPrefix("POST /c HTTP/1.1\r\n"))
+        #expect(request.contains("Transfer-Encoding: chunked\r\n"))
+        #expect(request.hasSuffix("\r\n\r\n4\r\nabcd\r\n0\r\n\r\n"), "the chunked body goes on as it came, and nothing of the next request")
+
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"))
+        loop.run()
+        #expect(try written(client).hasPrefix("HTTP/1.1 201 Created\r\n"))
+        // The pipelined request went out once the first response ended (to either instance: ties are random).
+        let next = try #require(connector.channels.last?.channel)
+        #expect(try written(next).hasPrefix("GET /next HTTP/1.1\r\n"))
+        try next.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"))
+        loop.run()
+        #expect(try written(client).hasSuffix("\r\n\r\nx"))
+        #expect(runtime.inFlight == 0)
+        #expect(client.isActive)
+    }
+
+    @Test func responseDelimitedByCloseIsChunkedForAnHTTP11Client() throws {
+        try send("GET /stream HTTP/1.1\r\nHost: secure.test\r\n\r\n")
+        let upstream = try #require(connector.channels.first?.channel)
+        _ = try written(upstream)
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nhello "))
+        try upstream.writeInbound(ByteBuffer(string: "world"))
+        upstream.pipeline.fireChannelInactive()
+        loop.run()
+        let response = try written(client)
+        #expect(response == "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nVia: 1.1 edge-router\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + "6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n")
+        #expect(client.isActive, "the client connection stays open: its response was framed")
+        #expect(runtime.inFlight == 0)
+    }
+
+    @Test func chunkedResponseIsDecodedForAnHTTP10ClientAndEndedByClose() throws {
+        try send("GET /old HTTP/1.0\r\nHost: secure.test\r\n\r\n")
+        let upstream = try #require(connector.channels.first?.channel)
+        #expect(try written(upstream).hasPrefix("GET /old HTTP/1.1\r\n"))
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"))
+        loop.run()
+        #expect(try written(client) == "HTTP/1.0 200 OK\r\nVia: 1.1 edge-router\r\nConnection: close\r\n\r\nabcde")
+        #expect(!client.isActive)
+        #expect(upstream.isActive, "the instance connection was framed, so it is pooled")
+        #expect(runtime.loopContext(for: loop).idleConnectionCount == 1)
+    }
+
+    @Test func responseToHeadHasNoBodyWhateverItsLength() throws {
+        try send("HEAD /h HTTP/1.1\r\nHost: secure.test\r\n\r\n")
+        let upstream = try #require(connector.channels.first?.channel)
+        _ = try written(upstream)
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"))
+        loop.run()
+        #expect(try written(client) == "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nVia: 1.1 edge-router\r\n\r\n")
+        #expect(runtime.inFlight == 0)
+        #expect(runtime.loopContext(for: loop).idleConnectionCount == 1)
+    }
+
+    @Test func garbageFromAnInstanceGives502AndItsConnectionIsDropped() throws {
+        try send("POST /g HTTP/1.1\r\nHost: secure.test\r\nContent-Length: 1\r\n\r\nx")
+        let upstream = try #require(connector.channels.first?.channel)
+        _ = try written(upstream)
+        try upstream.writeInbound(ByteBuffer(string: "SSH-2.0-OpenSSH\r\n\r\n"))
+        loop.run()
+        let response = try written(client)
+        #expect(response.hasPrefix("HTTP/1.1 502 Bad Gateway\r\n"))
+        #expect(response.contains("invalid response"))
+        #expect(!upstream.isActive)
+        #expect(runtime.inFlight == 0)
+    }
+
+    @Test func slowHeadIsClosedAndHalfClosedClientGetsItsResponseFirst() throws {
+        try send("GET /half HTTP/1.1\r\nHost: secure.test\r\n\r\n")
+        client.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        loop.run()
+        #expect(client.isActive, "a half-closed client still gets the response in progress")
+        let upstream = try #require(connector.channels.first?.channel)
+        _ = try written(upstream)
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+        loop.run()
+        let response = try written(client)
+        #expect(response.contains("Connection: close\r\n"))
+        #expect(response.hasSuffix("ok"))
+        #expect(!client.isActive)
+    }
 }
