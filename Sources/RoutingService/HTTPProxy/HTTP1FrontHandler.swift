@@ -46,6 +46,11 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var pendingRead = false
     private var upstreamNeedsFlush = false
     private var processing = false
+    /// The last proxied request's Host and route, under the routing snapshot that gave it: a keep-alive
+    /// connection asks for the same host again and again, and the answer cannot change without a new
+    /// snapshot (TLS mode only: on the plain listener the answer also depends on the path and on
+    /// whether a certificate exists yet).
+    private var lastRoute: (routes: ProxyRoutes, host: String, route: DomainRoute)?
     /// The slow-head and idle timeouts (one timer: exactly one of them applies at any time).
     private var clientTimer: DeadlineTimer?
     /// The current exchange's instance must send a response head before this fires (armed once the
@@ -340,16 +345,21 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 mode == .plain ? String(decoding: UnsafeRawBufferPointer(rebasing: raw[request.target]), as: UTF8.self) : ""
             )
         }
+        if mode == .tls, let last = lastRoute, last.routes === routes, let host, last.host == host {
+            startProxying(route: last.route, routes: routes, context: context)
+            return
+        }
         let disposition = RequestRouter.disposition(
             table: routes.table,
             mode: mode,
             serverName: serverName,
-            host: request.minorVersion == 0 && host == nil ? nil : host,
+            host: host,
             uri: target,
             canServeTLS: runtime.canServeTLS
         )
         switch disposition {
         case .proxy(let route):
+            if mode == .tls, let host { lastRoute = (routes, host, route) }
             startProxying(route: route, routes: routes, context: context)
         case .redirect(let location):
             respondLocally(status: .permanentRedirect, body: "Redirecting to \(location)\n",

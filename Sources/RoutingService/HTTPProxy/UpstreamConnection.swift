@@ -43,15 +43,17 @@ struct InvalidUpstreamResponseError: Error, CustomStringConvertible {
 final class UpstreamConnection {
     let channel: any Channel
     let instance: UpstreamInstance
-    weak var delegate: (any UpstreamConnectionDelegate)?
+    /// Strong (a weak reference would make every retain of the proxy handler take the slow path);
+    /// cleared whenever the connection changes hands or closes, which ends the cycle.
+    var delegate: (any UpstreamConnectionDelegate)?
     private(set) var isClosed = false
     /// Requests sent on this connection (1 on a fresh one): a reused connection may have been closed
     /// by the instance meanwhile, which is why a failure there is retried.
     var requestCount = 0
     /// Closes the connection once it has idled in its pool too long (armed by the pool on release).
     private(set) lazy var idleTimer = DeadlineTimer(eventLoop: channel.eventLoop) { [unowned self] in self.close() }
-    /// Weak: the channel's pipeline owns its handler.
-    fileprivate weak var handler: UpstreamResponseHandler?
+    /// Cleared when the handler leaves the (closed) channel's pipeline.
+    fileprivate var handler: UpstreamResponseHandler?
 
     init(channel: any Channel, instance: UpstreamInstance) {
         self.channel = channel
@@ -141,7 +143,10 @@ private final class UpstreamResponseHandler: ChannelDuplexHandler, RemovableChan
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        connection.handler = nil
+    }
 
     func expectResponse(toHead: Bool) {
         responseToHead = toHead

@@ -313,19 +313,28 @@ public final class TLSHandler: ChannelDuplexHandler {
             if case .failed(let error) = connection.write(plaintext) { failure = error }
         }
 
+        // A lone small write is encrypted as it is; a copy buffer is made only once a second one joins it.
+        var single: ByteBuffer?
         while pendingWrites.hasMark, let write = pendingWrites.popFirst() {
             pendingPlaintextBytes -= write.plaintext.readableBytes
             if let promise = write.promise { promises.append(promise) }
             if write.plaintext.readableBytes >= Self.coalescingLimit {
+                if let pending = single.take() { encrypt(pending) }
                 if let pending = coalesced.take() { encrypt(pending) }
                 encrypt(write.plaintext)
+            } else if coalesced == nil && single == nil {
+                single = write.plaintext
             } else {
                 var plaintext = write.plaintext
-                if coalesced == nil { coalesced = context.channel.allocator.buffer(capacity: Self.coalescingLimit) }
+                if coalesced == nil {
+                    coalesced = context.channel.allocator.buffer(capacity: Self.coalescingLimit)
+                    if var first = single.take() { coalesced!.writeBuffer(&first) }
+                }
                 coalesced!.writeBuffer(&plaintext)
                 if coalesced!.readableBytes >= Self.coalescingLimit, let pending = coalesced.take() { encrypt(pending) }
             }
         }
+        if let pending = single.take() { encrypt(pending) }
         if let pending = coalesced.take() { encrypt(pending) }
 
         if let failure {

@@ -185,26 +185,24 @@ struct HTTP1ParseError: Error, Equatable, CustomStringConvertible {
 
 /// Byte-level helpers shared by the head and body parsers.
 enum HTTP1Bytes {
-    static let cr = UInt8(ascii: "\r")
-    static let lf = UInt8(ascii: "\n")
-    static let space = UInt8(ascii: " ")
-    static let tab = UInt8(ascii: "\t")
-    static let colon = UInt8(ascii: ":")
-    static let comma = UInt8(ascii: ",")
+    // Computed, not `static let`: a stored static costs a lazy-initialisation check per use.
+    static var cr: UInt8 { 13 }
+    static var lf: UInt8 { 10 }
+    static var space: UInt8 { 32 }
+    static var tab: UInt8 { 9 }
+    static var colon: UInt8 { 58 }
+    static var comma: UInt8 { 44 }
 
-    /// RFC 9110 tchar.
-    static let isTokenTable: [Bool] = (0..<256).map { byte in
-        switch UInt8(byte) {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-             UInt8(ascii: "A")...UInt8(ascii: "Z"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(UInt8(byte))
-        }
-    }
-
+    /// RFC 9110 tchar, as two bitmasks over the 128 ASCII bytes: a table in a `static let` would cost
+    /// a lazy-initialisation check per byte.
     @inline(__always)
-    static func isToken(_ byte: UInt8) -> Bool { isTokenTable.withUnsafeBufferPointer { $0[Int(byte)] } }
+    static func isToken(_ byte: UInt8) -> Bool {
+        let low: UInt64 = 0x03FF_6CFA_0000_0000
+        let high: UInt64 = 0x57FF_FFFF_C7FF_FFFE
+        if byte < 64 { return low & (1 << UInt64(byte)) != 0 }
+        if byte < 128 { return high & (1 << UInt64(byte - 64)) != 0 }
+        return false
+    }
 
     /// field-vchar, SP and HTAB (obs-text allowed, as RFC 9110 §5.5 does).
     @inline(__always)
