@@ -51,6 +51,9 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// snapshot (TLS mode only: on the plain listener the answer also depends on the path and on
     /// whether a certificate exists yet).
     private var lastRoute: (routes: ProxyRoutes, host: String, route: DomainRoute)?
+    /// The response head, and body bytes that came in the same read, not yet written: one write per
+    /// read instead of one per part (the TLS handler then encrypts it without copying it together).
+    private var pendingResponse: ByteBuffer?
     /// The slow-head and idle timeouts (one timer: exactly one of them applies at any time).
     private var clientTimer: DeadlineTimer?
     /// The current exchange's instance must send a response head before this fires (armed once the
@@ -176,6 +179,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         state = .closed
         input = nil
+        pendingResponse = nil
         context.fireChannelInactive()
     }
 
@@ -558,6 +562,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func responseFinished(_ exchange: ProxyExchange, context: ChannelHandlerContext) {
         exchange.releaseCounts()
+        writePendingResponse(context: context)
         if exchange.responseRelay == .encodeChunks { context.write(wrapOutboundOut(Self.lastChunk), promise: nil) }
         if let connection = exchange.connection {
             exchange.connection = nil
@@ -763,7 +768,9 @@ extension HTTP1FrontHandler: UpstreamConnectionDelegate {
         exchange.responseHeadReceived = true
         exchange.responseStatus = head.status
         exchange.responseCloseDelimited = exchange.clientMinorVersion == 0 && (framing == .chunked || framing == .untilClose)
-        var response = context.channel.allocator.buffer(capacity: bytes.readableBytes + 64)
+        var bodyRoom = 0
+        if case .length(let length) = framing, length <= Self.maximumCoalescedBodyBytes { bodyRoom = length }
+        var response = context.channel.allocator.buffer(capacity: bytes.readableBytes + 64 + bodyRoom)
         var effective = head
         effective.framing = framing
         bytes.withUnsafeReadableBytes { raw in
@@ -772,7 +779,7 @@ extension HTTP1FrontHandler: UpstreamConnectionDelegate {
                 closeAfter: closeAfterResponse || exchange.responseCloseDelimited || clientInputClosed, into: &response
             )
         }
-        context.write(wrapOutboundOut(response), promise: nil)
+        pendingResponse = response
         return relay == .decodeChunks ? .decoded : .raw
     }
 
@@ -780,15 +787,29 @@ extension HTTP1FrontHandler: UpstreamConnectionDelegate {
         guard let (exchange, context) = current(connection) else { return }
         exchange.responseBytes += bytes.readableBytes
         if exchange.responseRelay == .encodeChunks {
+            writePendingResponse(context: context)
             var size = context.channel.allocator.buffer(capacity: 18)
             size.writeString(String(bytes.readableBytes, radix: 16))
             size.writeStaticString("\r\n")
             context.write(wrapOutboundOut(size), promise: nil)
             context.write(wrapOutboundOut(bytes), promise: nil)
             context.write(wrapOutboundOut(Self.crlf), promise: nil)
+        } else if pendingResponse != nil && bytes.readableBytes <= Self.maximumCoalescedBodyBytes {
+            var body = bytes
+            pendingResponse!.writeBuffer(&body)
         } else {
+            writePendingResponse(context: context)
             context.write(wrapOutboundOut(bytes), promise: nil)
         }
+    }
+
+    /// Small bodies are copied behind their head; larger ones are written as they are.
+    private static let maximumCoalescedBodyBytes = 4096
+
+    private func writePendingResponse(context: ChannelHandlerContext) {
+        guard let response = pendingResponse else { return }
+        pendingResponse = nil
+        context.write(wrapOutboundOut(response), promise: nil)
     }
 
     func upstreamResponseEnd(_ connection: UpstreamConnection) {
@@ -805,7 +826,9 @@ extension HTTP1FrontHandler: UpstreamConnectionDelegate {
     }
 
     func upstreamReadComplete(_ connection: UpstreamConnection) {
-        context?.flush()
+        guard let context else { return }
+        writePendingResponse(context: context)
+        context.flush()
     }
 
     func upstreamWritabilityChanged(_ connection: UpstreamConnection) {
@@ -829,6 +852,7 @@ extension HTTP1FrontHandler: UpstreamConnectionDelegate {
             exchange.connection = nil
             abandon(exchange, note: "instance closed the connection mid-response")
             state = .closed
+            writePendingResponse(context: context)
             closeAfterFlush(context: context)
         }
     }
