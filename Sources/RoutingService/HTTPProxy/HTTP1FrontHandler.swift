@@ -54,6 +54,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The response head, and body bytes that came in the same read, not yet written: one write per
     /// read instead of one per part (the TLS handler then encrypts it without copying it together).
     private var pendingResponse: ByteBuffer?
+    /// The forwarding headers last appended for a request that carried none of its own, by Host.
+    private var cachedAppendix: (host: String?, bytes: ByteBuffer)?
     /// The slow-head and idle timeouts (one timer: exactly one of them applies at any time).
     private var clientTimer: DeadlineTimer?
     /// The current exchange's instance must send a response head before this fires (armed once the
@@ -67,6 +69,11 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.headerTimeout = timeouts.requestHeader.timeAmount
         self.idleTimeout = timeouts.clientIdle.timeAmount
         self.forwarding = ForwardingContext(clientAddress: nil, scheme: mode.scheme)
+    }
+
+    deinit {
+        responseHeadTimer?.cancel()
+        clientTimer?.cancel()
     }
 
     // MARK: client channel events
@@ -350,7 +357,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
             )
         }
         if mode == .tls, let last = lastRoute, last.routes === routes, let host, last.host == host {
-            startProxying(route: last.route, routes: routes, context: context)
+            startProxying(route: last.route, routes: routes, host: host, context: context)
             return
         }
         let disposition = RequestRouter.disposition(
@@ -364,7 +371,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch disposition {
         case .proxy(let route):
             if mode == .tls, let host { lastRoute = (routes, host, route) }
-            startProxying(route: route, routes: routes, context: context)
+            startProxying(route: route, routes: routes, host: host, context: context)
         case .redirect(let location):
             respondLocally(status: .permanentRedirect, body: "Redirecting to \(location)\n",
                            headers: [("Location", location)], domain: host, context: context)
@@ -399,7 +406,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: proxying
 
-    private func startProxying(route: DomainRoute, routes: ProxyRoutes, context: ChannelHandlerContext) {
+    private func startProxying(route: DomainRoute, routes: ProxyRoutes, host: String?, context: ChannelHandlerContext) {
         let balancer = runtime.balancers.leastBusy(using: &loop.random)
         let candidates = routes.instances(balancer: balancer, group: route.upstream)
         guard let instance = balancer.pickInstance(from: candidates, excluding: nil, now: .now(), using: &loop.random) else {
@@ -411,7 +418,19 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var head = input!
         var forwarded = context.channel.allocator.buffer(capacity: request.length + 256)
         head.withUnsafeReadableBytes { raw in
-            ForwardedHeadWriter.writeRequest(request, bytes: raw, context: forwarding, into: &forwarded)
+            let appendix = ForwardedHeadWriter.writeRequestLineAndFields(request, bytes: raw, into: &forwarded)
+            guard appendix.dependsOnlyOnHost, request.framing != .chunked, !request.isWebSocketUpgrade else {
+                ForwardedHeadWriter.writeAppendix(appendix, of: request, bytes: raw, context: forwarding, into: &forwarded)
+                return
+            }
+            if let cached = cachedAppendix, cached.host == host {
+                forwarded.writeImmutableBuffer(cached.bytes)
+                return
+            }
+            var bytes = context.channel.allocator.buffer(capacity: 256)
+            ForwardedHeadWriter.writeAppendix(appendix, of: request, bytes: raw, context: forwarding, into: &bytes)
+            cachedAppendix = (host, bytes)
+            forwarded.writeImmutableBuffer(bytes)
         }
         let exchange = ProxyExchange(
             request: request,

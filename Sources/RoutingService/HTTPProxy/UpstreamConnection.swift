@@ -51,13 +51,21 @@ final class UpstreamConnection {
     /// by the instance meanwhile, which is why a failure there is retried.
     var requestCount = 0
     /// Closes the connection once it has idled in its pool too long (armed by the pool on release).
-    private(set) lazy var idleTimer = DeadlineTimer(eventLoop: channel.eventLoop) { [unowned self] in self.close() }
+    private(set) lazy var idleTimer: DeadlineTimer = {
+        hasIdleTimer = true
+        return DeadlineTimer(eventLoop: channel.eventLoop) { [unowned self] in self.close() }
+    }()
+    private var hasIdleTimer = false
     /// Cleared when the handler leaves the (closed) channel's pipeline.
     fileprivate var handler: UpstreamResponseHandler?
 
     init(channel: any Channel, instance: UpstreamInstance) {
         self.channel = channel
         self.instance = instance
+    }
+
+    deinit {
+        if hasIdleTimer { idleTimer.cancel() }
     }
 
     static func attach(to channel: any Channel, instance: UpstreamInstance) throws -> UpstreamConnection {

@@ -13,6 +13,8 @@ final class RequestMetricsRecorder {
     private let metrics: GatewayMetrics
     private var counters: [Key: Metrics.Counter] = [:]
     private var timers: [String: Metrics.Timer] = [:]
+    private var lastCounter: (key: Key, counter: Metrics.Counter)?
+    private var lastTimer: (domain: String, timer: Metrics.Timer)?
 
     init(metrics: GatewayMetrics) {
         self.metrics = metrics
@@ -22,20 +24,29 @@ final class RequestMetricsRecorder {
     /// header, which would let clients grow the label set without bound.
     func record(domain: String, status: Int, duration: TimeAmount?) {
         let key = Key(domain: domain, status: status)
-        if let counter = counters[key] {
-            counter.increment()
+        let counter: Metrics.Counter
+        if let last = lastCounter, last.key == key {
+            // Consecutive requests mostly share domain and status: no hashing then.
+            counter = last.counter
+        } else if let known = counters[key] {
+            counter = known
         } else {
-            let counter = metrics.requestCounter(domain: domain, status: status)
+            counter = metrics.requestCounter(domain: domain, status: status)
             counters[key] = counter
-            counter.increment()
         }
+        lastCounter = (key, counter)
+        counter.increment()
         guard let duration else { return }
-        if let timer = timers[domain] {
-            timer.recordNanoseconds(duration.nanoseconds)
+        let timer: Metrics.Timer
+        if let last = lastTimer, last.domain == domain {
+            timer = last.timer
+        } else if let known = timers[domain] {
+            timer = known
         } else {
-            let timer = metrics.upstreamLatencyTimer(domain: domain)
+            timer = metrics.upstreamLatencyTimer(domain: domain)
             timers[domain] = timer
-            timer.recordNanoseconds(duration.nanoseconds)
         }
+        lastTimer = (domain, timer)
+        timer.recordNanoseconds(duration.nanoseconds)
     }
 }

@@ -16,7 +16,8 @@ final class DeadlineTimer {
     private var scheduledFor = NIODeadline.distantFuture
 
     /// - Parameter action: runs once the deadline passes while armed. It must not hold its owner
-    ///   strongly (`[unowned self]`), or owner and timer keep each other alive until `cancel()`.
+    ///   strongly (`[unowned self]`), or owner and timer keep each other alive until `cancel()`; and
+    ///   the owner must `cancel()` when it goes away (the pending task outlives it otherwise).
     init(eventLoop: any EventLoop, action: @escaping () -> Void) {
         self.eventLoop = eventLoop
         self.action = action
@@ -53,9 +54,10 @@ final class DeadlineTimer {
     private func schedule(at time: NIODeadline) {
         scheduled?.cancel()
         scheduledFor = time
-        scheduled = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: time) { [weak self] in
-            self?.fired()
-        }
+        // Strong: a weak reference would give the timer a side table, and then every retain of it (one
+        // per request) takes the runtime's slow path. The pending task keeps the timer alive until it
+        // runs or `cancel()` drops it; owners cancel in their teardown and deinit.
+        scheduled = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: time) { self.fired() }
     }
 
     private func fired() {

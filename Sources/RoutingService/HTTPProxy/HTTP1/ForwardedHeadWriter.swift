@@ -40,6 +40,20 @@ enum HTTP1ResponseRelay: Equatable {
 enum ForwardedHeadWriter {
     static let viaValue = "1.1 edge-router"
 
+    /// The header values a request carried that the forwarding headers extend or keep.
+    struct RequestAppendix {
+        var previousForwardedFor: [Range<Int>] = []
+        var previousForwarded: [Range<Int>] = []
+        var previousVia: [Range<Int>] = []
+        var upgradeValue: Range<Int>?
+
+        /// Nothing of the request goes into the forwarding headers but its Host: for one connection
+        /// they are then the same bytes request after request.
+        var dependsOnlyOnHost: Bool {
+            previousForwardedFor.isEmpty && previousForwarded.isEmpty && previousVia.isEmpty && upgradeValue == nil
+        }
+    }
+
     /// The request head for the instance, in HTTP/1.1.
     static func writeRequest(
         _ head: HTTP1RequestHead,
@@ -47,25 +61,41 @@ enum ForwardedHeadWriter {
         context: ForwardingContext,
         into buffer: inout ByteBuffer
     ) {
-        // Request line: method and target as received, version 1.1.
+        let appendix = writeRequestLineAndFields(head, bytes: bytes, into: &buffer)
+        writeAppendix(appendix, of: head, bytes: bytes, context: context, into: &buffer)
+    }
+
+    /// The request line (method and target as received, version 1.1) and the header lines that pass
+    /// unchanged; returns what the forwarding headers need from the others.
+    static func writeRequestLineAndFields(
+        _ head: HTTP1RequestHead,
+        bytes: UnsafeRawBufferPointer,
+        into buffer: inout ByteBuffer
+    ) -> RequestAppendix {
         buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[0..<(head.target.upperBound + 1)]))
         buffer.writeStaticString("HTTP/1.1\r\n")
-
-        var previousForwardedFor: [Range<Int>] = []
-        var previousForwarded: [Range<Int>] = []
-        var previousVia: [Range<Int>] = []
-        var upgradeValue: Range<Int>?
+        var appendix = RequestAppendix()
         copyFields(head.fields, bytes: bytes, headLength: head.length, into: &buffer) { field in
             switch field.kind {
-            case .xForwardedFor: previousForwardedFor.append(field.value)
-            case .forwarded: previousForwarded.append(field.value)
-            case .via: previousVia.append(field.value)
-            case .upgrade: if upgradeValue == nil { upgradeValue = field.value }
+            case .xForwardedFor: appendix.previousForwardedFor.append(field.value)
+            case .forwarded: appendix.previousForwarded.append(field.value)
+            case .via: appendix.previousVia.append(field.value)
+            case .upgrade: if appendix.upgradeValue == nil { appendix.upgradeValue = field.value }
             default: break
             }
         }
+        return appendix
+    }
 
-        if head.isWebSocketUpgrade, let upgradeValue {
+    /// The framing, upgrade and forwarding headers, and the blank line that ends the head.
+    static func writeAppendix(
+        _ appendix: RequestAppendix,
+        of head: HTTP1RequestHead,
+        bytes: UnsafeRawBufferPointer,
+        context: ForwardingContext,
+        into buffer: inout ByteBuffer
+    ) {
+        if head.isWebSocketUpgrade, let upgradeValue = appendix.upgradeValue {
             buffer.writeStaticString("Upgrade: ")
             buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[upgradeValue]))
             buffer.writeStaticString("\r\nConnection: Upgrade\r\n")
@@ -74,7 +104,7 @@ enum ForwardedHeadWriter {
 
         let client = context.clientAddress ?? "unknown"
         buffer.writeStaticString("X-Forwarded-For: ")
-        writeList(previousForwardedFor, bytes: bytes, into: &buffer)
+        writeList(appendix.previousForwardedFor, bytes: bytes, into: &buffer)
         buffer.writeString(client)
         buffer.writeStaticString("\r\nX-Forwarded-Proto: ")
         buffer.writeString(context.scheme)
@@ -85,7 +115,7 @@ enum ForwardedHeadWriter {
             buffer.writeStaticString("\r\n")
         }
         buffer.writeStaticString("Forwarded: ")
-        writeList(previousForwarded, bytes: bytes, into: &buffer)
+        writeList(appendix.previousForwarded, bytes: bytes, into: &buffer)
         buffer.writeStaticString("for=")
         writeForwardedNode(context.clientAddress, into: &buffer)
         if let host = head.host {
@@ -95,7 +125,7 @@ enum ForwardedHeadWriter {
         buffer.writeStaticString(";proto=")
         buffer.writeString(context.scheme)
         buffer.writeStaticString("\r\n")
-        writeVia(previousVia, bytes: bytes, into: &buffer)
+        writeVia(appendix.previousVia, bytes: bytes, into: &buffer)
         buffer.writeStaticString("\r\n")
     }
 
