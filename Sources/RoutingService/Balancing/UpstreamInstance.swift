@@ -9,6 +9,10 @@ public final class UpstreamInstance: Sendable, CustomStringConvertible {
     /// Resolved once for IP literals so connecting needs no resolver; nil for host names.
     public let socketAddress: SocketAddress?
     public let balancerIndex: Int
+    /// A number no other instance object has: per-event-loop tables (connection pools) index arrays
+    /// by it instead of hashing the object.
+    let slot: Int
+    private static let slots = Atomic<Int>(0)
     private let inFlightCounter = Atomic<Int>(0)
     /// `NIODeadline.uptimeNanoseconds` until which the instance is skipped; 0 when healthy.
     private let downUntilNanoseconds = Atomic<UInt64>(0)
@@ -20,6 +24,7 @@ public final class UpstreamInstance: Sendable, CustomStringConvertible {
     public init(endpoint: ListenAddress, balancerIndex: Int) {
         self.endpoint = endpoint
         self.balancerIndex = balancerIndex
+        self.slot = Self.slots.wrappingAdd(1, ordering: .relaxed).oldValue
         self.socketAddress = try? SocketAddress(ipAddress: endpoint.host, port: endpoint.port)
     }
 

@@ -50,7 +50,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// connection asks for the same host again and again, and the answer cannot change without a new
     /// snapshot (TLS mode only: on the plain listener the answer also depends on the path and on
     /// whether a certificate exists yet).
-    private var lastRoute: (routes: ProxyRoutes, host: String, route: DomainRoute)?
+    private var lastRoute: RouteMemo?
     /// The response head, and body bytes that came in the same read, not yet written: one write per
     /// read instead of one per part (the TLS handler then encrypts it without copying it together).
     private var pendingResponse: ByteBuffer?
@@ -370,7 +370,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         )
         switch disposition {
         case .proxy(let route):
-            if mode == .tls, let host { lastRoute = (routes, host, route) }
+            if mode == .tls, let host { lastRoute = RouteMemo(routes: routes, host: host, route: route) }
             startProxying(route: route, routes: routes, host: host, context: context)
         case .redirect(let location):
             respondLocally(status: .permanentRedirect, body: "Redirecting to \(location)\n",
@@ -877,6 +877,19 @@ extension HTTP1FrontHandler: UpstreamConnectionDelegate {
     }
 
     var upstreamMayRead: Bool { context?.channel.isWritable ?? true }
+}
+
+/// One object, so that keeping and reading it costs one retain rather than one per field of the route.
+private final class RouteMemo {
+    let routes: ProxyRoutes
+    let host: String
+    let route: DomainRoute
+
+    init(routes: ProxyRoutes, host: String, route: DomainRoute) {
+        self.routes = routes
+        self.host = host
+        self.route = route
+    }
 }
 
 struct UnexpectedUpgradeError: Error, CustomStringConvertible {

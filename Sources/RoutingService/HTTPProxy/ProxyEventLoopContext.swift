@@ -6,7 +6,8 @@ final class ProxyEventLoopContext {
     let eventLoop: any EventLoop
     var random = SplitMix64()
     private var routesCache = RoutingTableStore<ProxyRoutes>.Cache()
-    private var pools: [ObjectIdentifier: UpstreamConnectionPool] = [:]
+    /// Indexed by `UpstreamInstance.slot`.
+    private var pools: [UpstreamConnectionPool?] = []
 
     /// Nil when the runtime has no metrics (tests of the proxy alone).
     let requestMetrics: RequestMetricsRecorder?
@@ -22,25 +23,26 @@ final class ProxyEventLoopContext {
 
     /// The pool for an instance of one balancer; the pool keeps the instance alive, so the key stays unique.
     func pool(for instance: UpstreamInstance) -> UpstreamConnectionPool {
-        let key = ObjectIdentifier(instance)
-        if let pool = pools[key] { return pool }
+        let slot = instance.slot
+        if slot < pools.count, let pool = pools[slot] { return pool }
+        if slot >= pools.count { pools.append(contentsOf: repeatElement(nil, count: slot + 1 - pools.count)) }
         let pool = UpstreamConnectionPool(instance: instance, eventLoop: eventLoop)
-        pools[key] = pool
+        pools[slot] = pool
         return pool
     }
 
-    var idleConnectionCount: Int { pools.values.reduce(0) { $0 + $1.idleCount } }
+    var idleConnectionCount: Int { pools.reduce(0) { $0 + ($1?.idleCount ?? 0) } }
 
     /// After a reload: pools of instances that were removed close their idle connections and go away.
     func dropRetiredPools() {
-        for (key, pool) in pools where pool.instance.isRetired {
-            pool.closeAll()
-            pools[key] = nil
+        for (slot, pool) in pools.enumerated() where pool?.instance.isRetired == true {
+            pool?.closeAll()
+            pools[slot] = nil
         }
     }
 
     func closeAllIdle() {
-        for pool in pools.values { pool.closeAll() }
+        for pool in pools { pool?.closeAll() }
     }
 }
 
