@@ -114,13 +114,15 @@ struct ReloadL4DrainTests {
             try await Task.sleep(for: .milliseconds(1300))
             #expect(doomed.echoes("still routed"))
 
+            // Timed from before the request: the drain deadline starts while it is applied, and a
+            // loaded machine may take a while to deliver the answer.
+            let removedAt = Date()
             let removed = try await gateway.admin.request(.DELETE, "/domains/gone.db.test")
             #expect(removed.status == 200, "\(removed.text)")
-            let removedAt = Date()
             #expect(doomed.echoes("open until the deadline"))
             #expect(doomed.waitForClose(timeout: 4))
             let closedAfter = Date().timeIntervalSince(removedAt)
-            #expect(closedAfter >= 0.8 && closedAfter < 4, "closed after the 1s drain deadline, took \(closedAfter)")
+            #expect(closedAfter >= 0.95 && closedAfter < 4, "closed after the 1s drain deadline, took \(closedAfter)")
             #expect(kept.echoes("untouched"), "the session on the domain that stayed goes on")
             #expect(runtime.l4Sessions.count(on: .passthrough(DomainName("gone.db.test"))) == 0)
         }
@@ -144,7 +146,7 @@ struct ReloadL4DrainTests {
             for session in doomed { #expect(session.echoes("open until the deadline")) }
             for session in doomed { #expect(session.waitForClose(timeout: 4)) }
             let closedAfter = Date().timeIntervalSince(removedAt)
-            #expect(closedAfter >= 0.8 && closedAfter < 4, "closed after the 1s drain deadline, took \(closedAfter)")
+            #expect(closedAfter >= 0.95 && closedAfter < 4, "closed after the 1s drain deadline, took \(closedAfter)")
             #expect(kept.echoes("kept port untouched"))
             #expect(passthrough.echoes("passthrough untouched"))
             #expect(runtime.l4Sessions.count == 2)
