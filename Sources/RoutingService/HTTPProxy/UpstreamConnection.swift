@@ -86,11 +86,14 @@ final class UpstreamConnection {
         handler?.expectResponse(toHead: isHead)
     }
 
+    /// Written from the handler's place in the pipeline: the bytes skip the hops from the tail.
     func write(_ bytes: ByteBuffer) {
-        channel.write(bytes, promise: nil)
+        if let handler { handler.write(bytes) } else { channel.write(bytes, promise: nil) }
     }
 
-    func flush() { channel.flush() }
+    func flush() {
+        if let handler { handler.flush() } else { channel.flush() }
+    }
 
     /// Half-closes towards the instance (a tunnel whose client stopped sending).
     func closeOutput() { channel.close(mode: .output, promise: nil) }
@@ -291,6 +294,18 @@ private final class UpstreamResponseHandler: ChannelDuplexHandler, RemovableChan
         } else {
             readPending = true
         }
+    }
+
+    func write(_ bytes: ByteBuffer) {
+        if let context {
+            context.write(wrapOutboundOut(bytes), promise: nil)
+        } else {
+            connection.channel.write(bytes, promise: nil)
+        }
+    }
+
+    func flush() {
+        if let context { context.flush() } else { connection.channel.flush() }
     }
 
     func resumeReading() {
