@@ -203,6 +203,11 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .tunnel(let connection):
             flushUpstreamIfNeeded()
             connection.closeOutput()
+        case .proxying(let exchange) where !exchange.requestEnded:
+            // The body can never be completed: the instance would wait for it forever.
+            abandon(exchange, note: "client stopped sending in the middle of the request body")
+            state = .closed
+            context.close(promise: nil)
         case .proxying:
             // The response in progress still goes out; the connection closes after it.
             break

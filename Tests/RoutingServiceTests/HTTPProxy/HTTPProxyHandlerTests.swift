@@ -248,4 +248,15 @@ final class FakeUpstreamConnector: UpstreamConnector, @unchecked Sendable {
         #expect(response.hasSuffix("ok"))
         #expect(!client.isActive)
     }
+
+    @Test func clientHalfClosingInTheMiddleOfABodyIsNotLeftWaiting() throws {
+        try send("POST /p HTTP/1.1\r\nHost: secure.test\r\nContent-Length: 10\r\n\r\nabc")
+        let upstream = try #require(connector.channels.first?.channel)
+        _ = try written(upstream)
+        client.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        loop.run()
+        #expect(!client.isActive)
+        #expect(!upstream.isActive, "the instance connection holding a truncated body is dropped")
+        #expect(runtime.inFlight == 0)
+    }
 }
