@@ -81,9 +81,6 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         loop = runtime.loopContext(for: context.eventLoop)
-        responseHeadTimer = DeadlineTimer(eventLoop: context.eventLoop) { [unowned self] in
-            self.responseHeadTimedOut()
-        }
         clientTimer = DeadlineTimer(eventLoop: context.eventLoop) { [unowned context] in context.close(promise: nil) }
         if context.channel.isActive { connectionStarted(context: context) }
     }
@@ -511,9 +508,14 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func requestEndForwarded(_ exchange: ProxyExchange) {
         exchange.requestEndForwarded = true
-        if !exchange.responseHeadReceived {
-            responseHeadTimer?.arm(in: exchange.routes.timeouts.upstreamResponseHead.timeAmount)
+        guard !exchange.responseHeadReceived, let context else { return }
+        if responseHeadTimer == nil {
+            // Made on first use: a connection that never proxies (idle, local answers) does without.
+            responseHeadTimer = DeadlineTimer(eventLoop: context.eventLoop) { [unowned self] in
+                self.responseHeadTimedOut()
+            }
         }
+        responseHeadTimer?.arm(in: exchange.routes.timeouts.upstreamResponseHead.timeAmount)
     }
 
     private func flushUpstreamIfNeeded() {
