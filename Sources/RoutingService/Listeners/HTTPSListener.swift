@@ -38,6 +38,12 @@ public enum HTTPSListener {
         }
     }
 
+    /// NIO keeps each channel's receive buffer for the life of the connection; at NIO's default 2 KiB
+    /// first size that is 2 KiB held by every idle connection. 1 KiB fits a ClientHello without post-quantum
+    /// key shares and a usual request head; a read that fills it grows the next one (adaptive), so large
+    /// requests cost one more read, once.
+    static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536)
+
     public static func bind(host: String, port: Int, dependencies: Dependencies) async throws -> any Channel {
         try await ServerBootstrap(group: dependencies.proxy.eventLoopGroup)
             .serverChannelOption(.backlog, value: 1024)
@@ -49,6 +55,7 @@ public enum HTTPSListener {
                     if let options = channel.syncOptions {
                         try options.setOption(.socketOption(.tcp_nodelay), value: 1)
                         try options.setOption(.allowRemoteHalfClosure, value: true)
+                        try options.setOption(.recvAllocator, value: receiveBuffers)
                     } else {
                         throw ChannelError.operationUnsupported
                     }
