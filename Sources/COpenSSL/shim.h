@@ -64,6 +64,8 @@ static inline long CO_BIO_set_mem_eof_return(BIO *bio, int v) {
 static inline size_t CO_BIO_ctrl_pending(BIO *bio) {
     return BIO_ctrl_pending(bio);
 }
+static inline void CO_BIO_set_retry_read(BIO *bio) { BIO_set_retry_read(bio); }
+static inline void CO_BIO_clear_retry_flags(BIO *bio) { BIO_clear_retry_flags(bio); }
 static inline const char *CO_SSL_get_servername(const SSL *ssl) {
     return SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
 }

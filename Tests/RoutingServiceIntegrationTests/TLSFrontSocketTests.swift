@@ -215,7 +215,7 @@ struct TLSFrontSocketTests {
             context: OpenSSLClientContext(trustRoots: nil), serverName: serverName
         )
         _ = connection.handshake()
-        let hello = try #require(connection.takeCiphertext(allocator: ByteBufferAllocator()))
+        let hello = try #require(connection.takeCiphertext())
         return Array(hello.readableBytesView)
     }
 }

@@ -52,7 +52,7 @@ public final class TLSHandler: ChannelDuplexHandler {
 
     private let connection: OpenSSLConnection
     private let configuration: Configuration
-    private var logger: Logger
+    private let logger: Logger
     private var stateMachine = TLSHandlerStateMachine()
     private var pendingWrites = MarkedCircularBuffer<PendingWrite>(initialCapacity: 4)
     private var pendingPlaintextBytes = 0
@@ -62,7 +62,6 @@ public final class TLSHandler: ChannelDuplexHandler {
     private var closeMode: CloseMode = .all
     private var closeIssued = false
     private var deliveredPlaintextThisRead = false
-    private var peer = "unknown peer"
 
     /// A server handler: the handshake starts on `front`, whose SNI callback picks the certificate.
     public convenience init(
@@ -122,7 +121,7 @@ public final class TLSHandler: ChannelDuplexHandler {
         cancelTimers()
         if case .failPendingWrites(let duringHandshake) = stateMachine.channelInactive() {
             if duringHandshake {
-                logger.debug("TLS peer \(peer) closed the connection before completing the handshake")
+                logger.debug("TLS peer \(peer(context)) closed the connection before completing the handshake")
                 failPendingWrites(TLSHandlerError.closedDuringHandshake)
             } else {
                 failPendingWrites(ChannelError.ioOnClosedChannel)
@@ -137,8 +136,6 @@ public final class TLSHandler: ChannelDuplexHandler {
 
     private func activate(context: ChannelHandlerContext) {
         guard stateMachine.channelActive() == .beginHandshake else { return }
-        peer = Self.describe(context.channel.remoteAddress)
-        logger[metadataKey: "tls.peer"] = "\(peer)"
         handshakeTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.handshakeTimeout) {
             self.handshakeTimedOut(context: context)
         }
@@ -189,7 +186,7 @@ public final class TLSHandler: ChannelDuplexHandler {
                 sessionReused: connection.sessionReused
             )
             logger.debug(
-                "TLS handshake completed with \(peer)",
+                "TLS handshake completed with \(peer(context))",
                 metadata: [
                     "tls.sni": "\(event.serverName ?? "-")", "tls.alpn": "\(event.alpnProtocol ?? "-")",
                     "tls.version": "\(event.protocolVersion)", "tls.resumed": "\(event.sessionReused)",
@@ -218,13 +215,13 @@ public final class TLSHandler: ChannelDuplexHandler {
             writeCiphertext(context: context)
         case .closeNotifyReceived:
             guard stateMachine.closeNotifyReceived() == .answerAndClose else { return }
-            logger.debug("TLS peer \(peer) sent close_notify")
+            logger.debug("TLS peer \(peer(context)) sent close_notify")
             failPendingWrites(ChannelError.ioOnClosedChannel)
             _ = connection.shutdown()
             flushThenClose(context: context, mode: .all, promise: nil)
         case .failed(let error):
             guard stateMachine.readFailed() == .sendAlertAndClose else { return }
-            logger.info("TLS connection from \(peer) failed: \(error.reason)", metadata: ["tls.error": "\(error)"])
+            logger.info("TLS connection from \(peer(context)) failed: \(error.reason)", metadata: ["tls.error": "\(error)"])
             context.fireErrorCaught(error)
             failPendingWrites(error)
             flushThenClose(context: context, mode: .all, promise: nil)
@@ -237,7 +234,7 @@ public final class TLSHandler: ChannelDuplexHandler {
         handshakeTimeout = nil
         let verb = error.code == .unrecognizedServerName ? "refused" : "failed"
         configuration.observer?.handshakeFailed(reason: error.code == .unrecognizedServerName ? .unrecognizedName : .protocolError)
-        logger.info("TLS handshake \(verb) from \(peer): \(error.reason)", metadata: ["tls.error": "\(error)"])
+        logger.info("TLS handshake \(verb) from \(peer(context)): \(error.reason)", metadata: ["tls.error": "\(error)"])
         context.fireErrorCaught(error)
         failPendingWrites(error)
         flushThenClose(context: context, mode: .all, promise: nil)
@@ -248,7 +245,7 @@ public final class TLSHandler: ChannelDuplexHandler {
         guard stateMachine.handshakeTimedOut() == .closeForTimeout else { return }
         let error = TLSHandlerError.handshakeTimedOut(after: configuration.handshakeTimeout)
         configuration.observer?.handshakeFailed(reason: .timeout)
-        logger.info("TLS handshake from \(peer) timed out after \(configuration.handshakeTimeout.nanoseconds / 1_000_000)ms")
+        logger.info("TLS handshake from \(peer(context)) timed out after \(configuration.handshakeTimeout.nanoseconds / 1_000_000)ms")
         context.fireErrorCaught(error)
         failPendingWrites(error)
         context.close(promise: nil)
@@ -295,7 +292,7 @@ public final class TLSHandler: ChannelDuplexHandler {
         case .sendCloseNotifyAndClose:
             failPendingWrites(ChannelError.ioOnClosedChannel)
             if case .failed(let error) = connection.shutdown() {
-                logger.debug("TLS shutdown with \(peer) failed: \(error)")
+                logger.debug("TLS shutdown with \(peer(context)) failed: \(error)")
             }
             flushThenClose(context: context, mode: mode, promise: promise)
         }
@@ -339,7 +336,7 @@ public final class TLSHandler: ChannelDuplexHandler {
 
         if let failure {
             promises.forEach { $0.fail(failure) }
-            logger.info("TLS write to \(peer) failed: \(failure.reason)", metadata: ["tls.error": "\(failure)"])
+            logger.info("TLS write to \(peer(context)) failed: \(failure.reason)", metadata: ["tls.error": "\(failure)"])
             context.fireErrorCaught(failure)
             if stateMachine.readFailed() == .sendAlertAndClose {
                 flushThenClose(context: context, mode: .all, promise: nil)
@@ -351,7 +348,7 @@ public final class TLSHandler: ChannelDuplexHandler {
 
     /// Writes and flushes whatever ciphertext OpenSSL produced.
     private func writeCiphertext(context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
-        guard let ciphertext = connection.takeCiphertext(allocator: context.channel.allocator) else {
+        guard let ciphertext = connection.takeCiphertext() else {
             promise?.succeed()
             return
         }
@@ -363,7 +360,7 @@ public final class TLSHandler: ChannelDuplexHandler {
     private func flushThenClose(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         closeMode = mode
         joinClose(promise)
-        guard let ciphertext = connection.takeCiphertext(allocator: context.channel.allocator) else {
+        guard let ciphertext = connection.takeCiphertext() else {
             finishClose(context: context)
             return
         }
@@ -419,6 +416,12 @@ public final class TLSHandler: ChannelDuplexHandler {
         let combined = eventLoop.makePromise(of: Void.self)
         for promise in promises { combined.futureResult.cascade(to: promise) }
         return combined
+    }
+
+    /// The remote end for log lines, worked out only when a line is written (messages are autoclosures):
+    /// formatting it for every connection cost a string and a metadata dictionary per handshake.
+    private func peer(_ context: ChannelHandlerContext) -> String {
+        Self.describe(context.channel.remoteAddress)
     }
 
     /// `127.0.0.1:5555` / `[::1]:5555` for log lines.

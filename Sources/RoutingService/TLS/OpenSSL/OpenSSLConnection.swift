@@ -30,8 +30,9 @@ public enum OpenSSLShutdownResult: Sendable {
     case failed(OpenSSLError)
 }
 
-/// One TLS connection (`SSL*`) over two memory BIOs: ciphertext goes in with `feed`, comes out with
-/// `takeCiphertext`; OpenSSL never touches a socket. Lives on one event loop (not `Sendable`).
+/// One TLS connection (`SSL*`) over a BIO on `ByteBuffer`s (`CiphertextBuffers`): ciphertext goes in
+/// with `feed`, comes out with `takeCiphertext`; OpenSSL never touches a socket. Lives on one event
+/// loop (not `Sendable`).
 public final class OpenSSLConnection {
     public enum Role: Sendable {
         case server
@@ -40,11 +41,8 @@ public final class OpenSSLConnection {
 
     public let role: Role
     private let ssl: OpaquePointer
-    /// Owned by `ssl` (SSL_set_bio / SSL_set0_*bio); replaced when idle after a large burst.
-    private var readBIO: OpaquePointer
-    private var writeBIO: OpaquePointer
-    private var readBIONeedsRelease = false
-    private var writeBIONeedsRelease = false
+    /// What `ssl`'s BIO reads from and writes to; the BIO points at it unretained, so it lives as long.
+    private let ciphertext: CiphertextBuffers
     /// Retained for as long as `ssl` points at their `SSL_CTX` (their callbacks take them unretained).
     private let front: OpenSSLFrontContext?
     private let clientContext: OpenSSLClientContext?
@@ -54,13 +52,15 @@ public final class OpenSSLConnection {
     /// Set by the ClientHello callback: the client lists ALPN `acme-tls/1` (RFC 8737 validation).
     var clientOffersACMETLS1 = false
 
-    /// A memory BIO holding more than this after a burst is replaced once drained, so an idle
-    /// connection does not keep its largest burst allocated.
-    private static let idleBIOLimit = 16 * 1024
-
-    /// A server connection starting on `front`; the SNI picks the certificate context.
-    public static func server(front: OpenSSLFrontContext) throws(OpenSSLError) -> OpenSSLConnection {
-        let connection = try OpenSSLConnection(role: .server, context: front.context, front: front, client: nil)
+    /// A server connection starting on `front`; the SNI picks the certificate context. Ciphertext
+    /// comes out in buffers from `allocator`.
+    public static func server(
+        front: OpenSSLFrontContext,
+        allocator: ByteBufferAllocator = ByteBufferAllocator()
+    ) throws(OpenSSLError) -> OpenSSLConnection {
+        let connection = try OpenSSLConnection(
+            role: .server, context: front.context, front: front, client: nil, allocator: allocator
+        )
         SSL_set_accept_state(connection.ssl)
         return connection
     }
@@ -70,9 +70,12 @@ public final class OpenSSLConnection {
     public static func client(
         context: OpenSSLClientContext,
         serverName: String?,
-        resuming session: OpenSSLSession? = nil
+        resuming session: OpenSSLSession? = nil,
+        allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) throws(OpenSSLError) -> OpenSSLConnection {
-        let connection = try OpenSSLConnection(role: .client, context: context.context, front: nil, client: context)
+        let connection = try OpenSSLConnection(
+            role: .client, context: context.context, front: nil, client: context, allocator: allocator
+        )
         let ssl = connection.ssl
         SSL_set_connect_state(ssl)
         if let serverName, isIPAddressLiteral(serverName) {
@@ -105,24 +108,21 @@ public final class OpenSSLConnection {
         role: Role,
         context: OpaquePointer,
         front: OpenSSLFrontContext?,
-        client: OpenSSLClientContext?
+        client: OpenSSLClientContext?,
+        allocator: ByteBufferAllocator
     ) throws(OpenSSLError) {
         OpenSSLError.clearErrorQueue()
         guard let ssl = SSL_new(context) else { throw OpenSSLError.draining(.connectionSetupFailed, detail: "SSL_new") }
-        guard let readBIO = Self.makeMemoryBIO() else {
+        let ciphertext = CiphertextBuffers(allocator: allocator)
+        guard let bio = ciphertext.makeBIO() else {
             SSL_free(ssl)
-            throw OpenSSLError.draining(.connectionSetupFailed, detail: "read BIO")
+            throw OpenSSLError.draining(.connectionSetupFailed, detail: "ciphertext BIO")
         }
-        guard let writeBIO = Self.makeMemoryBIO() else {
-            BIO_free(readBIO)
-            SSL_free(ssl)
-            throw OpenSSLError.draining(.connectionSetupFailed, detail: "write BIO")
-        }
-        SSL_set_bio(ssl, readBIO, writeBIO)
+        // One BIO for both directions: SSL_set_bio takes its one reference.
+        SSL_set_bio(ssl, bio, bio)
         self.role = role
         self.ssl = ssl
-        self.readBIO = readBIO
-        self.writeBIO = writeBIO
+        self.ciphertext = ciphertext
         self.front = front
         self.clientContext = client
         // The one back-pointer C callbacks use; `self` owns `ssl`, so it outlives every callback.
@@ -130,7 +130,7 @@ public final class OpenSSLConnection {
     }
 
     deinit {
-        SSL_free(ssl)  // frees both BIOs too
+        SSL_free(ssl)  // frees the BIO too, before `ciphertext` goes
     }
 
     /// The one way back from an `SSL*` in a C callback to the connection that owns it.
@@ -142,32 +142,17 @@ public final class OpenSSLConnection {
 
     // MARK: Ciphertext in and out
 
-    /// Hands ciphertext from the peer to OpenSSL (all of it; a memory BIO always accepts).
-    public func feed(_ ciphertext: ByteBuffer) {
-        guard ciphertext.readableBytes > 0 else { return }
-        ciphertext.withUnsafeReadableBytes { bytes in
-            var written = 0
-            _ = BIO_write_ex(readBIO, bytes.baseAddress, bytes.count, &written)
-        }
-        if CO_BIO_ctrl_pending(readBIO) > Self.idleBIOLimit { readBIONeedsRelease = true }
+    /// Hands ciphertext from the peer to OpenSSL (all of it, kept until OpenSSL has read it).
+    public func feed(_ bytes: ByteBuffer) {
+        ciphertext.feed(bytes)
     }
 
     /// Ciphertext OpenSSL produced (handshake messages, records, alerts), all at once; nil when none.
-    public func takeCiphertext(allocator: ByteBufferAllocator) -> ByteBuffer? {
-        let pending = CO_BIO_ctrl_pending(writeBIO)
-        guard pending > 0 else { return nil }
-        var buffer = allocator.buffer(capacity: pending)
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: pending) { target in
-            var read = 0
-            _ = BIO_read_ex(writeBIO, target.baseAddress, pending, &read)
-            return read
-        }
-        if pending > Self.idleBIOLimit { writeBIONeedsRelease = true }
-        releaseDrainedBIOs()
-        return buffer
+    public func takeCiphertext() -> ByteBuffer? {
+        ciphertext.takeOutbound()
     }
 
-    public var hasPendingCiphertext: Bool { CO_BIO_ctrl_pending(writeBIO) > 0 }
+    public var hasPendingCiphertext: Bool { ciphertext.outboundBytes > 0 }
 
     // MARK: TLS operations
 
@@ -191,9 +176,8 @@ public final class OpenSSLConnection {
     /// The buffer grows by what can come out: plaintext is never longer than the ciphertext waiting, so a
     /// 100-byte request takes a small buffer, not 16 KiB, and no `SSL_read` is made once nothing is left.
     public func read(into plaintext: inout ByteBuffer) -> OpenSSLReadResult {
-        defer { releaseDrainedBIOs() }
         while true {
-            let waiting = CO_BIO_ctrl_pending(readBIO)
+            let waiting = ciphertext.inboundBytes
             // Nothing fed and nothing buffered inside OpenSSL (records or a partial one): it can only want more.
             if waiting == 0 && SSL_has_pending(ssl) == 0 { return .wantsMoreInput }
             OpenSSLError.clearErrorQueue()
@@ -295,29 +279,6 @@ public final class OpenSSLConnection {
         }
         serverContext = chosen
         return true
-    }
-
-    // MARK: Memory BIOs
-
-    private static func makeMemoryBIO() -> OpaquePointer? {
-        guard let bio = BIO_new(BIO_s_mem()) else { return nil }
-        // An empty BIO means "no data yet" (retry), not end of file.
-        _ = CO_BIO_set_mem_eof_return(bio, -1)
-        return bio
-    }
-
-    /// A memory BIO never shrinks; once empty after a large burst, swap in a fresh one.
-    private func releaseDrainedBIOs() {
-        if readBIONeedsRelease, CO_BIO_ctrl_pending(readBIO) == 0, let fresh = Self.makeMemoryBIO() {
-            SSL_set0_rbio(ssl, fresh)  // frees the old one
-            readBIO = fresh
-            readBIONeedsRelease = false
-        }
-        if writeBIONeedsRelease, CO_BIO_ctrl_pending(writeBIO) == 0, let fresh = Self.makeMemoryBIO() {
-            SSL_set0_wbio(ssl, fresh)
-            writeBIO = fresh
-            writeBIONeedsRelease = false
-        }
     }
 }
 
