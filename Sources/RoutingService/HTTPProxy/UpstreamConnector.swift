@@ -19,7 +19,7 @@ public struct SocketUpstreamConnector: UpstreamConnector {
     {
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
         if let address = instance.socketAddress {
             return bootstrap.connect(to: address)
         }
