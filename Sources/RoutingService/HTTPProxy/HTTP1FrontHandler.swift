@@ -715,6 +715,14 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func closeAfterFlush(context: ChannelHandlerContext) {
         input = nil
+        guard mode == .plain else {
+            // The TLS handler encrypts and writes what is flushed at once, and its close waits for its
+            // `close_notify` to be written after that: no promise needed per connection.
+            context.flush()
+            context.close(promise: nil)
+            return
+        }
+        // A socket channel's close drops writes still queued: close once the last one is written.
         context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
