@@ -368,6 +368,8 @@ extension HTTP2StreamProxy: UpstreamConnectionDelegate {
             session.consume(streamID: streamID, count: unconsumed)
             unconsumed = 0
         }
+        // The connection has left this stream: its read-complete goes to the pool, so send now.
+        front.sendOutput()
     }
 
     func upstreamTunnelBytes(_ connection: UpstreamConnection, _ bytes: ByteBuffer) {
