@@ -34,6 +34,7 @@ import TestSupport
               directory: \(storeDirectory)
             timeouts:
               drain: 1s
+              clientIdle: 2s
             services:
               - name: app
                 ports:
@@ -239,6 +240,86 @@ import TestSupport
                 if active != 0 { try await Task.sleep(for: .milliseconds(50)) }
             }
             #expect(active == 0)
+        }
+    }
+
+    /// Raw HTTP/2 frames for `openssl s_client`: the preface, an empty SETTINGS, and a GET as HEADERS
+    /// (HPACK: static-table `:method GET`, `:scheme https`, literal `:path` and `:authority`).
+    enum Frames {
+        static func frame(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8]) -> [UInt8] {
+            let length = payload.count
+            return [UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF), type, flags]
+                + withUnsafeBytes(of: stream.bigEndian, Array.init) + payload
+        }
+
+        static func start(path: String, authority: String) -> [UInt8] {
+            var block: [UInt8] = [0x82, 0x87]
+            block += [0x04, UInt8(path.utf8.count)] + Array(path.utf8)
+            block += [0x01, UInt8(authority.utf8.count)] + Array(authority.utf8)
+            return Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+                + frame(type: 0x4, flags: 0, stream: 0, payload: [])
+                + frame(type: 0x1, flags: 0x5, stream: 1, payload: block)  // END_STREAM | END_HEADERS
+        }
+
+        static func reset(stream: UInt32) -> [UInt8] {
+            frame(type: 0x3, flags: 0, stream: stream, payload: [0, 0, 0, 0x8])  // CANCEL
+        }
+    }
+
+    private func activeRequestsAtInstances(_ instances: NodeInstances) throws -> Int {
+        try NodeInstances.hosts.reduce(0) { total, host in
+            let stats = try Curl.json(try Shell.run("curl", ["-s", "--max-time", "5", "http://\(host):\(instances.port)/stats"]).output)
+            // /stats counts itself as active.
+            return total + (stats["active"] as? Int ?? 1) - 1
+        }
+    }
+
+    @Test func streamResetByTheClientClosesTheInstanceConnectionThenIdleConnectionGetsGoAway() async throws {
+        try await withGateway { gateway, instances, client in
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("h2-rst-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let start = directory.appendingPathComponent("start").path
+            let reset = directory.appendingPathComponent("reset").path
+            try Data(Frames.start(path: "/slow?ms=8000", authority: "h2.test")).write(to: URL(fileURLWithPath: start))
+            try Data(Frames.reset(stream: 1)).write(to: URL(fileURLWithPath: reset))
+            let output = directory.appendingPathComponent("out").path
+            let closed = directory.appendingPathComponent("closed").path
+            // The request, a pause, the reset, then silence: the 2 s client idle timeout ends it. `closed`
+            // appears when s_client ends, i.e. when the gateway closed the connection.
+            let session = try BackgroundProcess("sh", ["-c", """
+                (cat \(start); sleep 1.5; cat \(reset); sleep 4) | (timeout -s KILL 8 openssl s_client -quiet \
+                  -alpn h2 -servername h2.test -CAfile \(client.caPath) -connect 127.0.0.1:\(client.port) \
+                  > \(output) 2>/dev/null; touch \(closed))
+                """])
+            defer { session.stop(grace: 1) }
+
+            var deadline = Date().addingTimeInterval(5)
+            while try await inFlight(gateway) != 1 && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(try await inFlight(gateway) == 1)
+            #expect(try activeRequestsAtInstances(instances) == 1)
+
+            // After the reset: no request in flight, and the instance saw its connection close.
+            deadline = Date().addingTimeInterval(5)
+            while (try await inFlight(gateway) != 0 || (try activeRequestsAtInstances(instances)) != 0) && Date() < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(try await inFlight(gateway) == 0)
+            #expect(try activeRequestsAtInstances(instances) == 0)
+
+            // Idle for 2 s after the reset: GOAWAY (NO_ERROR) and the connection closes, so s_client ends
+            // well before its input does.
+            deadline = Date().addingTimeInterval(6)
+            while !FileManager.default.fileExists(atPath: closed) && Date() < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(FileManager.default.fileExists(atPath: closed), "the idle connection stayed open")
+            // The shell ends by itself once its input side is done (bounded by its sleeps).
+            deadline = Date().addingTimeInterval(6)
+            while session.process.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: output)))
+            let goAway: [UInt8] = [0x00, 0x00, 0x08, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00]
+            #expect(bytes.indices.contains { bytes[$0...].starts(with: goAway) }, "no GOAWAY in \(bytes)")
         }
     }
 }
