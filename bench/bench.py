@@ -159,6 +159,9 @@ error_log {work}/nginx-error.log warn;
 events {{ worker_connections 16384; }}
 http {{
     access_log off;
+    # The default (1000) ends every connection, HTTP/2 ones included, after 1000 requests; h2load does
+    # not reconnect, and the other targets set no such limit.
+    keepalive_requests 1000000;
     client_body_temp_path {work}/nginx-tmp;
     proxy_temp_path {work}/nginx-tmp;
     upstream instances {{

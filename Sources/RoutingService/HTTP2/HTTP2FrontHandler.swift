@@ -30,6 +30,9 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var idleTimer: DeadlineTimer?
     private var pendingRead = false
     private var isClosing = false
+    /// The last proxied stream's Host and route under the snapshot that gave it: the streams of one
+    /// connection ask for the same host again and again (as on HTTP/1 keep-alive connections).
+    private var lastRoute: (routes: ProxyRoutes, host: String, route: DomainRoute)?
 
     init(runtime: HTTPProxyRuntime, serverName: String?) {
         self.runtime = runtime
@@ -212,11 +215,16 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let routes = loop.routes(from: runtime.routes)
         let host = head.hostText
+        if let last = lastRoute, last.routes === routes, let host, last.host == host {
+            startProxying(head, endStream: endStream, method: method, route: last.route, routes: routes, stream: stream)
+            return
+        }
         let disposition = RequestRouter.disposition(
             table: routes.table, mode: .tls, serverName: serverName, host: host, uri: "", canServeTLS: runtime.canServeTLS
         )
         switch disposition {
         case .proxy(let route):
+            if let host { lastRoute = (routes, host, route) }
             startProxying(head, endStream: endStream, method: method, route: route, routes: routes, stream: stream)
         case .misdirected(let reason):
             stream.respondLocally(status: .misdirectedRequest, message: reason, domain: host)
@@ -275,7 +283,7 @@ extension HTTP2FrontHandler: HTTP2ServerSessionDelegate {
     func http2RequestHeadReceived(streamID: Int32, head: HTTP2RequestHead, endStream: Bool) {
         guard !isClosing else { return }
         idleTimer?.disarm()
-        let stream = HTTP2StreamProxy(streamID: streamID, front: self)
+        let stream = HTTP2StreamProxy(streamID: streamID, isHeadRequest: head.parsedMethod == .head, front: self)
         streams[streamID] = stream
         route(head, endStream: endStream, stream: stream)
     }

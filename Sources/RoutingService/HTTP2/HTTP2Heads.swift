@@ -43,7 +43,9 @@ struct HTTP2RequestHead {
         let valueRange = (valueStart - block.readerIndex)..<(block.writerIndex - block.readerIndex)
         if name.first == UInt8(ascii: ":") {
             switch text(nameRange) {
-            case ":method": method = valueRange
+            case ":method":
+                method = valueRange
+                parsedMethod = HTTP2RequestHead.method(text(valueRange))
             case ":path": path = valueRange
             case ":authority": authority = valueRange
             case ":scheme": scheme = valueRange
@@ -67,8 +69,10 @@ struct HTTP2RequestHead {
     var methodText: String { method.map(text) ?? "-" }
     var pathText: String { path.map(text) ?? "-" }
 
-    var parsedMethod: HTTP1Method {
-        switch methodText {
+    private(set) var parsedMethod = HTTP1Method.other
+
+    private static func method(_ name: String) -> HTTP1Method {
+        switch name {
         case "GET": return .get
         case "HEAD": return .head
         case "POST": return .post

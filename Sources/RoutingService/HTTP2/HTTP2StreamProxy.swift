@@ -16,6 +16,8 @@ final class HTTP2StreamProxy {
     }
 
     let streamID: Int32
+    /// A response to HEAD has no DATA, also when the proxy answers itself.
+    let isHeadRequest: Bool
     /// The front owns its streams; a stream never outlives it.
     private unowned let front: HTTP2FrontHandler
     private var state = State.done
@@ -28,8 +30,9 @@ final class HTTP2StreamProxy {
     private var needsFlush = false
     private var responseHeadTimer: DeadlineTimer?
 
-    init(streamID: Int32, front: HTTP2FrontHandler) {
+    init(streamID: Int32, isHeadRequest: Bool, front: HTTP2FrontHandler) {
         self.streamID = streamID
+        self.isHeadRequest = isHeadRequest
         self.front = front
     }
 
@@ -248,7 +251,7 @@ final class HTTP2StreamProxy {
                                start: .now(), note: message)
             )
         }
-        sendLocalResponse(status: status, message: message, headOnly: false)
+        sendLocalResponse(status: status, message: message, headOnly: isHeadRequest)
     }
 
     private func sendLocalResponse(status: HTTPResponseStatus, message: String, headOnly: Bool) {
