@@ -35,6 +35,7 @@ import TestSupport
             timeouts:
               drain: 1s
               clientIdle: 2s
+              upstreamResponseHead: 3s
             services:
               - name: app
                 ports:
@@ -185,6 +186,30 @@ import TestSupport
             #expect(response.status == 502)
             #expect(response.body.contains("refused the connection"))
             #expect(response.body.contains("127.0.0."))
+            #expect(try await inFlight(gateway) == 0)
+        }
+    }
+
+    @Test func slowResponseHeadGives504OnItsStreamWhileOthersGoOn() async throws {
+        try await withGateway { gateway, _, client in
+            let started = Date()
+            // Two streams on one connection: the slow one times out, the quick one is answered at once.
+            let output = try Shell.run("curl", [
+                "-s", "--max-time", "20", "--cacert", client.caPath, "--http2", "--parallel", "--parallel-immediate",
+                "--resolve", "h2.test:\(client.port):127.0.0.1", "-w", "%{url} %{http_code} %{time_total}\n",
+                "-o", "/dev/null", "https://h2.test:\(client.port)/slow?ms=6000",
+                "-o", "/dev/null", "https://h2.test:\(client.port)/echo",
+            ]).output
+            let lines = output.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+            let slow = try #require(lines.first { $0.first?.contains("/slow") == true })
+            let quick = try #require(lines.first { $0.first?.contains("/echo") == true })
+            #expect(slow[1] == "504")
+            #expect(quick[1] == "200")
+            #expect((Double(quick[2]) ?? 99) < 2)
+            #expect(Date().timeIntervalSince(started) < 5.5)
+            let body = try client.curl("h2.test", "/slow?ms=6000")
+            #expect(body.status == 504)
+            #expect(body.body.contains("sent no response head within 3000 ms"))
             #expect(try await inFlight(gateway) == 0)
         }
     }

@@ -28,6 +28,10 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var streams: [Int32: HTTP2StreamProxy] = [:]
     private let idleTimeout: TimeAmount
     private var idleTimer: DeadlineTimer?
+    /// One timer for every stream's response-head deadline (a timer per stream would schedule a task
+    /// per request); it fires at the earliest one.
+    private var responseHeadTimer: DeadlineTimer?
+    private var nextResponseHeadDeadline: NIODeadline?
     private var pendingRead = false
     private var isClosing = false
     /// The last proxied stream's Host and route under the snapshot that gave it: the streams of one
@@ -42,6 +46,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     deinit {
         idleTimer?.cancel()
+        responseHeadTimer?.cancel()
     }
 
     /// Puts an HTTP/2 front in place of `handler` (called from its handshake event, before any
@@ -68,6 +73,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         loop = runtime.loopContext(for: context.eventLoop)
         forwarding.clientAddress = context.channel.remoteAddress?.ipAddress
         idleTimer = DeadlineTimer(eventLoop: context.eventLoop) { [unowned self] in self.idleTimedOut() }
+        responseHeadTimer = DeadlineTimer(eventLoop: context.eventLoop) { [unowned self] in self.responseHeadDeadlinePassed() }
         do {
             session = try HTTP2ServerSession(delegate: self, allocator: context.channel.allocator)
         } catch {
@@ -83,6 +89,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         idleTimer?.cancel()
+        responseHeadTimer?.cancel()
         abandonAllStreams(note: "client connection left the HTTP/2 front")
         self.context = nil
     }
@@ -145,6 +152,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         idleTimer?.cancel()
+        responseHeadTimer?.cancel()
         isClosing = true
         abandonAllStreams(note: "client closed the connection")
         context.fireChannelInactive()
@@ -271,6 +279,29 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     // MARK: for the streams
+
+    /// A stream waits for its response head until `deadline`.
+    func watchResponseHead(until deadline: NIODeadline) {
+        if let next = nextResponseHeadDeadline, next <= deadline { return }
+        nextResponseHeadDeadline = deadline
+        responseHeadTimer?.arm(at: deadline)
+    }
+
+    private func responseHeadDeadlinePassed() {
+        nextResponseHeadDeadline = nil
+        let now = NIODeadline.now()
+        var next: NIODeadline?
+        for stream in streams.values {
+            guard let deadline = stream.responseHeadDeadline else { continue }
+            if deadline <= now {
+                stream.responseHeadTimedOut()
+            } else if next.map({ deadline < $0 }) ?? true {
+                next = deadline
+            }
+        }
+        if let next { watchResponseHead(until: next) }
+        sendOutput()
+    }
 
     func streamReadyForIdleCheck() {
         if streams.isEmpty { idleTimer?.arm(in: idleTimeout) }

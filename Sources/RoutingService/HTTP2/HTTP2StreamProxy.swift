@@ -28,16 +28,14 @@ final class HTTP2StreamProxy {
     /// (given back while the connection is writable).
     private var unconsumed = 0
     private var needsFlush = false
-    private var responseHeadTimer: DeadlineTimer?
+    /// When the instance must have sent a response head (set once the request end is forwarded);
+    /// the front's one timer watches every stream's.
+    private(set) var responseHeadDeadline: NIODeadline?
 
     init(streamID: Int32, isHeadRequest: Bool, front: HTTP2FrontHandler) {
         self.streamID = streamID
         self.isHeadRequest = isHeadRequest
         self.front = front
-    }
-
-    deinit {
-        responseHeadTimer?.cancel()
     }
 
     private var session: HTTP2ServerSession { front.session }
@@ -91,12 +89,9 @@ final class HTTP2StreamProxy {
         needsFlush = true
         exchange.requestEndForwarded = true
         if !exchange.responseHeadReceived {
-            if responseHeadTimer == nil {
-                responseHeadTimer = DeadlineTimer(eventLoop: connection.channel.eventLoop) { [unowned self] in
-                    self.responseHeadTimedOut()
-                }
-            }
-            responseHeadTimer?.arm(in: exchange.routes.timeouts.upstreamResponseHead.timeAmount)
+            let deadline = NIODeadline.now() + exchange.routes.timeouts.upstreamResponseHead.timeAmount
+            responseHeadDeadline = deadline
+            front.watchResponseHead(until: deadline)
         }
     }
 
@@ -169,16 +164,17 @@ final class HTTP2StreamProxy {
         giveBackWindowIfWritable(connection)
     }
 
-    private func responseHeadTimedOut() {
+    /// Called by the front once `responseHeadDeadline` passed.
+    func responseHeadTimedOut() {
+        responseHeadDeadline = nil
         guard case .proxying(let exchange) = state, exchange.requestEndForwarded, !exchange.responseHeadReceived else { return }
         attemptFailed(exchange, .responseHeadTimedOut(exchange.routes.timeouts.upstreamResponseHead))
-        front.sendOutput()
     }
 
     /// An attempt failed before a response head: retry once elsewhere when the request allows it,
     /// else answer 502/504 on the stream saying which instance and why.
     private func attemptFailed(_ exchange: ProxyExchange, _ failure: UpstreamFailure) {
-        responseHeadTimer?.disarm()
+        responseHeadDeadline = nil
         exchange.connection?.close()
         exchange.connection = nil
         var retryable = exchange.isReplayable
@@ -207,7 +203,7 @@ final class HTTP2StreamProxy {
     /// The client reset the stream or the connection went away: drop the instance connection, keep
     /// counts exact.
     func abandon(note: String) {
-        responseHeadTimer?.cancel()
+        responseHeadDeadline = nil
         guard case .proxying(let exchange) = state else {
             state = .done
             return
@@ -227,7 +223,7 @@ final class HTTP2StreamProxy {
         }
         let code = HTTP2ErrorCode(rawValue: errorCode).map { "\($0)" } ?? String(errorCode)
         abandon(note: "client reset the stream (\(code))")
-        responseHeadTimer?.cancel()
+        responseHeadDeadline = nil
     }
 
     func clientBecameWritable() {
@@ -319,7 +315,7 @@ extension HTTP2StreamProxy: UpstreamConnectionDelegate {
         _ connection: UpstreamConnection, head: HTTP1ResponseHead, bytes: ByteBuffer, framing: HTTP1BodyFraming
     ) -> UpstreamBodyDelivery {
         guard let exchange = current(connection) else { return .raw }
-        responseHeadTimer?.disarm()
+        responseHeadDeadline = nil
         if head.status == 101 {
             // Nothing asked for an upgrade: an HTTP/2 stream cannot become a tunnel this way.
             attemptFailed(exchange, .closedBeforeResponse(UnexpectedUpgradeError()))
@@ -353,7 +349,7 @@ extension HTTP2StreamProxy: UpstreamConnectionDelegate {
 
     func upstreamResponseEnd(_ connection: UpstreamConnection) {
         guard let exchange = current(connection) else { return }
-        responseHeadTimer?.cancel()
+        responseHeadDeadline = nil
         session.finishBody(streamID: streamID)
         state = .done
         exchange.releaseCounts()
