@@ -434,7 +434,7 @@ def main():
     parser.add_argument("--idle", type=int, default=9900,
                         help="idle TLS connections held (HAProxy, at 2 fds per connection, fits 9,990 in 20,000 fds)")
     parser.add_argument("--targets", default=",".join(TARGETS))
-    parser.add_argument("--modes", default="keepalive,handshake,static,idle",
+    parser.add_argument("--modes", default="keepalive,h2,handshake,static,idle",
                         help="any of keepalive, handshake, static, idle, h2 (HTTP/2 with h2load)")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=BINARY",
                         help="another edge-router build, run as one more target NAME (A/B of a change)")
