@@ -37,6 +37,22 @@ import Testing
         #expect(!session.isFinished)
     }
 
+    @Test func settingsLimitConcurrentStreamsAndHeaderListSize() throws {
+        let session = try HTTP2ServerSession(delegate: Recorder(), allocator: ByteBufferAllocator())
+        var output = try #require(try session.takeOutput(limit: 65_536))
+        let length = Int(output.getInteger(at: output.readerIndex, as: UInt16.self)!) << 8
+            | Int(output.getInteger(at: output.readerIndex + 2, as: UInt8.self)!)
+        output.moveReaderIndex(forwardBy: 9)
+        var settings: [UInt16: UInt32] = [:]
+        for _ in 0..<(length / 6) {
+            let id = output.readInteger(as: UInt16.self)!
+            settings[id] = output.readInteger(as: UInt32.self)!
+        }
+        #expect(settings[0x3] == 100)  // SETTINGS_MAX_CONCURRENT_STREAMS
+        #expect(settings[0x4] == 65_535)  // SETTINGS_INITIAL_WINDOW_SIZE
+        #expect(settings[0x6] == UInt32(HTTPFrontConfiguration.maximumHeaderBytes))  // SETTINGS_MAX_HEADER_LIST_SIZE
+    }
+
     @Test func somethingOtherThanThePrefaceIsRefused() throws {
         let session = try HTTP2ServerSession(delegate: Recorder(), allocator: ByteBufferAllocator())
         #expect {
