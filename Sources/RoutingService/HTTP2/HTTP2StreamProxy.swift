@@ -101,6 +101,15 @@ final class HTTP2StreamProxy {
         if case .proxying(let exchange) = state { exchange.connection?.flush() }
     }
 
+    /// Request body bytes that will not be forwarded go back to the client's windows (the connection's
+    /// window would otherwise shrink for good).
+    private func dropPendingBody() {
+        let count = unconsumed + bufferedBody.reduce(0) { $0 + $1.readableBytes }
+        unconsumed = 0
+        bufferedBody.removeAll()
+        session.consume(streamID: streamID, count: count)
+    }
+
     /// Flow control: what the instance connection accepted may be sent again by the client.
     private func giveBackWindowIfWritable(_ connection: UpstreamConnection) {
         guard unconsumed > 0, connection.isWritable else { return }
@@ -193,10 +202,8 @@ final class HTTP2StreamProxy {
         exchange.releaseCounts()
         exchange.responseStatus = Int(failure.status.code)
         record(exchange, note: message)
-        // Whatever the client still sends for this stream is dropped (and given back to its windows).
-        session.consume(streamID: streamID, count: unconsumed)
-        unconsumed = 0
-        bufferedBody.removeAll()
+        // Whatever the client sent or still sends for this stream is dropped (and given back to its windows).
+        dropPendingBody()
         sendLocalResponse(status: failure.status, message: message, headOnly: exchange.method == .head)
     }
 
@@ -217,10 +224,7 @@ final class HTTP2StreamProxy {
     }
 
     func streamClosed(errorCode: UInt32) {
-        if unconsumed > 0 {
-            session.consume(streamID: streamID, count: unconsumed)
-            unconsumed = 0
-        }
+        dropPendingBody()
         let code = HTTP2ErrorCode(rawValue: errorCode).map { "\($0)" } ?? String(errorCode)
         abandon(note: "client reset the stream (\(code))")
         responseHeadDeadline = nil
@@ -363,10 +367,7 @@ extension HTTP2StreamProxy: UpstreamConnectionDelegate {
         }
         record(exchange, note: nil)
         // A body the client is still sending is no longer wanted.
-        if unconsumed > 0 {
-            session.consume(streamID: streamID, count: unconsumed)
-            unconsumed = 0
-        }
+        dropPendingBody()
         // The connection has left this stream: its read-complete goes to the pool, so send now.
         front.sendOutput()
     }
