@@ -159,6 +159,9 @@ error_log {work}/nginx-error.log warn;
 events {{ worker_connections 16384; }}
 http {{
     access_log off;
+    # The default (1000) ends every connection, HTTP/2 ones included, after 1000 requests; h2load does
+    # not reconnect, and the other targets set no such limit.
+    keepalive_requests 1000000;
     client_body_temp_path {work}/nginx-tmp;
     proxy_temp_path {work}/nginx-tmp;
     upstream instances {{
@@ -313,6 +316,32 @@ def run_wrk(port, seconds):
     return result
 
 
+H2LOAD = ["h2load", "-t2", "-c8", "-m16", "--warm-up-time=1"]  # 8 connections × 16 concurrent streams
+
+
+def run_h2load(port, seconds):
+    """HTTP/2 over TLS (ALPN h2): many streams per connection. h2load reports no percentiles: mean and max."""
+    output = subprocess.run(
+        H2LOAD + [f"-D{seconds}", f"https://{SERVER_NAME}:{port}/"],
+        capture_output=True, text=True, timeout=seconds + 30,
+    ).stdout
+    protocol = re.search(r"Application protocol: (\S+)", output)
+    result = {"alpn": protocol.group(1) if protocol else "none"}
+    counts = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                       r"(\d+) errored, (\d+) timeout", output)
+    if not counts:
+        raise SystemExit(f"h2load on port {port} gave no results:\n{output}")
+    result["requests"] = int(counts.group(4))
+    result["rps"] = float(re.search(r"finished in [^,]+, ([\d.]+) req/s", output).group(1))
+    times = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", output)
+    result["mean_ms"] = parse_duration_ms(times.group(3))
+    result["max_ms"] = parse_duration_ms(times.group(2))
+    result["errors"] = int(counts.group(5)) + int(counts.group(6)) + int(counts.group(7))
+    status = re.search(r"status codes: (\d+) 2xx", output)
+    result["non2xx"] = result["requests"] - (int(status.group(1)) if status else 0)
+    return result
+
+
 def run_handshakes(port, ca, seconds, workers, resume):
     argv = [sys.executable, str(HERE / "handshake_load.py"), "127.0.0.1", str(port), SERVER_NAME, str(ca),
             str(seconds), str(workers)] + (["--resume"] if resume else [])
@@ -419,7 +448,8 @@ def main():
     parser.add_argument("--idle", type=int, default=9900,
                         help="idle TLS connections held (HAProxy, at 2 fds per connection, fits 9,990 in 20,000 fds)")
     parser.add_argument("--targets", default=",".join(TARGETS))
-    parser.add_argument("--modes", default="keepalive,handshake,static,idle")
+    parser.add_argument("--modes", default="keepalive,h2,handshake,static,idle",
+                        help="any of keepalive, handshake, static, idle, h2 (HTTP/2 with h2load)")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=BINARY",
                         help="another edge-router build, run as one more target NAME (A/B of a change)")
     parser.add_argument("--keep-work", action="store_true", help="keep the configurations and logs")
@@ -493,11 +523,11 @@ http {{
         report["runs"].append(entry)
         log(f"{mode:<16} {upstream:<6} r{round_} {target:<12} "
             + " ".join(f"{k}={v}" for k, v in result.items() if k in
-                       ("rps", "p50_ms", "p99_ms", "errors", "non2xx", "cpu_us_per_req", "user_us_per_req", "resumed",
-                        "opened", "still_open", "kib_per_conn")))
+                       ("rps", "p50_ms", "p99_ms", "mean_ms", "max_ms", "alpn", "errors", "non2xx", "cpu_us_per_req",
+                        "user_us_per_req", "resumed", "opened", "still_open", "kib_per_conn")))
 
     try:
-        if "keepalive" in modes or "handshake" in modes:
+        if "keepalive" in modes or "handshake" in modes or "h2" in modes:
             def node_phase(running):
                 for round_ in range(1, args.rounds + 1):
                     for name in targets:
@@ -505,6 +535,9 @@ http {{
                         if "keepalive" in modes:
                             record("keepalive", "node", round_, name,
                                    measured(pid, lambda: run_wrk(TARGETS[name], args.seconds)))
+                        if "h2" in modes:
+                            record("h2", "node", round_, name,
+                                   measured(pid, lambda: run_h2load(TARGETS[name], args.seconds)))
                         if "handshake" in modes:
                             for resume in (False, True):
                                 record("handshake-resume" if resume else "handshake-full", "node", round_, name,
@@ -615,6 +648,32 @@ def render(report):
             lines.append(f"| *edge-router ÷ best anchor* | {ratio(e['rps'], best_rps, True)} | | "
                          f"{ratio(e['p99'], best_p99, False)} | | | {ratio(e['cpu'], best_cpu, False)} |"
                          + (" |" if extra else "") + " |")
+        lines.append("")
+    h2 = [r for r in runs if r["mode"] == "h2"]
+    if h2:
+        lines.append(f"**HTTP/2 over TLS, Node.js instances (`{' '.join(H2LOAD)} -D{report['settings']['seconds']}`; "
+                     "h2load gives mean and max, no percentiles)**")
+        lines.append("")
+        lines.append("| target | ALPN | req/s | mean ms | max ms | errors | non-2xx | CPU µs/req | of which user |")
+        lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        summary = {}
+        for target in TARGETS:
+            mine = [r for r in h2 if r["target"] == target]
+            if not mine:
+                continue
+            s = {"rps": median([r["rps"] for r in mine]), "mean": median([r["mean_ms"] for r in mine]),
+                 "max": max(r["max_ms"] for r in mine), "cpu": median([r["cpu_us_per_req"] for r in mine]),
+                 "user": median([r.get("user_us_per_req") for r in mine])}
+            summary[target] = s
+            lines.append(f"| {target} | {mine[0]['alpn']} | {fmt(s['rps'], 0)} | {fmt(s['mean'], 2)} | "
+                         f"{fmt(s['max'], 2)} | {sum(r['errors'] for r in mine)} | {sum(r['non2xx'] for r in mine)} | "
+                         f"{fmt(s['cpu'])} | {fmt(s['user'])} |")
+        anchors = [summary[a] for a in ANCHORS if a in summary]
+        if "edge-router" in summary and anchors:
+            e = summary["edge-router"]
+            lines.append(f"| *edge-router ÷ best anchor* | | {ratio(e['rps'], max(a['rps'] for a in anchors), True)} | "
+                         f"{ratio(e['mean'], min(a['mean'] for a in anchors), False)} | | | | "
+                         f"{ratio(e['cpu'], min(a['cpu'] for a in anchors if a['cpu'] is not None), False)} | |")
         lines.append("")
     idle = {r["target"]: r for r in runs if r["mode"] == "idle"}
     memory = report["memory"]

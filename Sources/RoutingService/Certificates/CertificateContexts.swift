@@ -4,6 +4,9 @@ import Logging
 /// Turns what the certificate store loaded into the TLS front's index: one `SSL_CTX` per certificate,
 /// built here (off the event loops, at load time), never during a handshake.
 public enum CertificateContexts {
+    /// What the HTTPS front offers, in server preference order: HTTP/2, then HTTP/1.1.
+    public static let frontALPNProtocols: [ALPNProtocol] = [.http2, .http1_1]
+
     public struct Outcome: Sendable {
         public var index: TLSCertificateIndex
         /// Certificates the store loaded but OpenSSL refused, with the reason.
@@ -15,7 +18,7 @@ public enum CertificateContexts {
     public static func build(
         from certificates: [StoredCertificate],
         defaultName: String?,
-        alpnProtocols: [ALPNProtocol] = [.http1_1]
+        alpnProtocols: [ALPNProtocol] = frontALPNProtocols
     ) -> Outcome {
         var entries: [TLSCertificateIndex.Entry] = []
         var refused: [(folder: String, reason: String)] = []

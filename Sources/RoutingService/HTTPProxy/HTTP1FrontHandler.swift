@@ -105,6 +105,10 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let handshake = event as? TLSHandshakeCompletedEvent {
+            if handshake.alpnProtocol == ALPNProtocol.http2.description {
+                // The client speaks HTTP/2: its front takes this handler's place for the connection.
+                return HTTP2FrontHandler.replace(self, context: context, runtime: runtime, handshake: handshake)
+            }
             serverName = handshake.serverName
         } else if let event = event as? ChannelEvent, event == .inputClosed {
             clientHalfClosed(context: context)

@@ -4,6 +4,7 @@
 //   GET  /slow?ms=N     -> waits N ms, then answers like /echo
 //   GET  /bytes?n=N     -> streams N bytes (64 KiB chunks, respecting backpressure)
 //   POST /upload        -> counts the request body bytes, answers {instance, bytes}
+//   POST /mirror        -> streams the request body back as the response body (chunked)
 //   GET  /stats         -> {instance, connections (TCP accepted), requests, active}
 //   GET  /healthz       -> 200 ok, or 503 after POST /sick (until POST /well)
 //   WebSocket upgrade on any path -> echoes text/binary frames back (RFC 6455, hand-rolled)
@@ -68,6 +69,10 @@ const server = http.createServer((req, res) => {
       req.on('end', () => json(res, 200, { instance, bytes }));
       return;
     }
+    case '/mirror':
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-instance': instance });
+      req.pipe(res);
+      return;
     case '/stats':
       req.resume();
       json(res, 200, { instance, connections, requests, active });

@@ -1,0 +1,170 @@
+import NIOCore
+
+/// How a request body received over HTTP/2 (DATA frames) is framed towards an HTTP/1.1 instance.
+enum HTTP2RequestBodyFraming: Equatable {
+    /// The HEADERS frame ended the stream.
+    case none
+    /// The client declared a `content-length`: DATA payloads go on as they are.
+    case length(Int)
+    /// No length: DATA payloads go as chunks, the end as the last chunk.
+    case chunked
+}
+
+/// Turns HTTP/2 request heads into the HTTP/1.1 heads the instances get, and HTTP/1.1 response heads
+/// into HTTP/2 ones (RFC 9113 §8.2.2, RFC 9110 §7.6): connection-specific headers removed both ways,
+/// the forwarding headers written the way `ForwardedHeadWriter` writes them for HTTP/1 clients.
+enum HTTP2ForwardedHeads {
+    /// The request's received-protocol in `Via` (RFC 9110 §7.6.3): the client spoke HTTP/2.
+    static let requestVia = "2 edge-router"
+    /// The response came from the instance over HTTP/1.1.
+    static let responseVia = "1.1 edge-router"
+
+    static func bodyFraming(of head: HTTP2RequestHead, endStream: Bool) -> HTTP2RequestBodyFraming {
+        if endStream { return .none }
+        if let length = head.contentLength { return .length(length) }
+        return .chunked
+    }
+
+    /// The HTTP/1.1 request head: `METHOD PATH HTTP/1.1`, `Host` from `:authority` (else `host`), the
+    /// other headers minus connection-specific ones, cookies joined into one header (RFC 9113 §8.2.3),
+    /// framing for the body, then `X-Forwarded-For`/`-Proto`/`-Host`, `Forwarded` and `Via`.
+    static func writeRequest(
+        _ head: HTTP2RequestHead,
+        framing: HTTP2RequestBodyFraming,
+        context: ForwardingContext,
+        into buffer: inout ByteBuffer
+    ) {
+        var previousForwardedFor: [Range<Int>] = []
+        var previousForwarded: [Range<Int>] = []
+        var previousVia: [Range<Int>] = []
+        var cookies: [Range<Int>] = []
+        let hostRange = head.authority ?? head.host
+        head.block.withUnsafeReadableBytes { raw in
+            func write(_ range: Range<Int>) { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[range])) }
+            func writeList(_ values: [Range<Int>]) {
+                for value in values where !value.isEmpty {
+                    write(value)
+                    buffer.writeStaticString(", ")
+                }
+            }
+            if let method = head.method { write(method) }
+            buffer.writeStaticString(" ")
+            if let path = head.path { write(path) } else { buffer.writeStaticString("/") }
+            buffer.writeStaticString(" HTTP/1.1\r\n")
+            if let hostRange {
+                buffer.writeStaticString("Host: ")
+                write(hostRange)
+                buffer.writeStaticString("\r\n")
+            }
+            for field in head.fields {
+                if field.isCookie {
+                    cookies.append(field.value)
+                    continue
+                }
+                switch field.kind {
+                case .xForwardedFor: previousForwardedFor.append(field.value)
+                case .forwarded: previousForwarded.append(field.value)
+                case .via: previousVia.append(field.value)
+                case .host, .xForwardedProto, .xForwardedHost, .contentLength:
+                    break  // written below from what this proxy knows
+                case .connection, .keepAlive, .proxyConnection, .te, .trailer, .transferEncoding, .upgrade,
+                     .connectionNominated:
+                    break  // connection-specific: not in HTTP/2 (nghttp2 refuses them), never forwarded
+                case .other:
+                    write(field.name)
+                    buffer.writeStaticString(": ")
+                    write(field.value)
+                    buffer.writeStaticString("\r\n")
+                }
+            }
+            if !cookies.isEmpty {
+                buffer.writeStaticString("cookie: ")
+                for (index, cookie) in cookies.enumerated() {
+                    if index > 0 { buffer.writeStaticString("; ") }
+                    write(cookie)
+                }
+                buffer.writeStaticString("\r\n")
+            }
+            switch framing {
+            case .none:
+                if let length = head.contentLength { buffer.writeString("Content-Length: \(length)\r\n") }
+            case .length(let length):
+                buffer.writeString("Content-Length: \(length)\r\n")
+            case .chunked:
+                buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
+            }
+
+            buffer.writeStaticString("X-Forwarded-For: ")
+            writeList(previousForwardedFor)
+            buffer.writeString(context.clientAddress ?? "unknown")
+            buffer.writeStaticString("\r\nX-Forwarded-Proto: ")
+            buffer.writeString(context.scheme)
+            buffer.writeStaticString("\r\n")
+            if let hostRange {
+                buffer.writeStaticString("X-Forwarded-Host: ")
+                write(hostRange)
+                buffer.writeStaticString("\r\n")
+            }
+            buffer.writeStaticString("Forwarded: ")
+            writeList(previousForwarded)
+            buffer.writeStaticString("for=")
+            ForwardedHeadWriter.writeForwardedNode(context.clientAddress, into: &buffer)
+            if let hostRange {
+                buffer.writeStaticString(";host=")
+                ForwardedHeadWriter.writeForwardedValue(UnsafeRawBufferPointer(rebasing: raw[hostRange]), into: &buffer)
+            }
+            buffer.writeStaticString(";proto=")
+            buffer.writeString(context.scheme)
+            buffer.writeStaticString("\r\nVia: ")
+            writeList(previousVia)
+            buffer.writeString(requestVia)
+            buffer.writeStaticString("\r\n\r\n")
+        }
+    }
+
+    /// The HTTP/2 response head for an instance's HTTP/1.1 response: names lower-cased, hop-by-hop and
+    /// `Connection`-nominated headers dropped, `content-length` kept only for a body of known length,
+    /// `via` extended.
+    static func response(
+        _ head: HTTP1ResponseHead,
+        bytes: UnsafeRawBufferPointer,
+        framing: HTTP1BodyFraming,
+        allocator: ByteBufferAllocator
+    ) -> HTTP2ResponseHead {
+        var response = HTTP2ResponseHead(status: head.status, allocator: allocator)
+        var previousVia: [String] = []
+        let keepContentLength: Bool
+        switch framing {
+        case .length, .none: keepContentLength = true
+        case .chunked, .untilClose: keepContentLength = false
+        }
+        for field in head.fields {
+            switch field.kind {
+            case .via:
+                previousVia.append(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.value]), as: UTF8.self))
+                continue
+            case .contentLength where !keepContentLength:
+                continue
+            case .connection, .keepAlive, .proxyConnection, .te, .trailer, .transferEncoding, .upgrade,
+                 .connectionNominated:
+                continue
+            default:
+                break
+            }
+            response.append(
+                lowercasing: UnsafeRawBufferPointer(rebasing: bytes[field.name]),
+                value: UnsafeRawBufferPointer(rebasing: bytes[field.value])
+            )
+        }
+        response.append(name: "via", value: (previousVia.filter { !$0.isEmpty } + [responseVia]).joined(separator: ", "))
+        return response
+    }
+
+    /// A response the proxy writes itself (421, 404, 400, 502, 504 …).
+    static func localResponse(status: Int, bodyLength: Int, allocator: ByteBufferAllocator) -> HTTP2ResponseHead {
+        var response = HTTP2ResponseHead(status: status, allocator: allocator)
+        response.append(name: "content-type", value: "text/plain; charset=utf-8")
+        response.append(name: "content-length", value: String(bodyLength))
+        return response
+    }
+}

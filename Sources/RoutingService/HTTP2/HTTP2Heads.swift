@@ -1,0 +1,143 @@
+import NIOCore
+
+/// One regular header of an HTTP/2 request, as offsets into its head's `block`.
+struct HTTP2HeaderField {
+    var name: Range<Int>
+    var value: Range<Int>
+    /// Classified like an HTTP/1 name (HTTP/2 names are lower case).
+    var kind: HTTP1HeaderName
+    var isCookie: Bool
+}
+
+/// An HTTP/2 request's header block as received: every name and value copied back to back into
+/// `block` (nghttp2 hands them over one by one and forgets them), pseudo-headers picked out.
+struct HTTP2RequestHead {
+    var block: ByteBuffer
+    var fields: [HTTP2HeaderField] = []
+    var method: Range<Int>?
+    var path: Range<Int>?
+    var authority: Range<Int>?
+    var scheme: Range<Int>?
+    /// The `host` header's value (the authority when `:authority` is absent).
+    var host: Range<Int>?
+    /// More header bytes came than `HTTPFrontConfiguration.maximumHeaderBytes`: the rest were dropped
+    /// and the request is answered 431.
+    var isOversized = false
+
+    init(allocator: ByteBufferAllocator = ByteBufferAllocator()) {
+        block = allocator.buffer(capacity: 256)
+    }
+
+    /// Appends one header (name lower case, as HTTP/2 requires and nghttp2 checks).
+    mutating func append(name: some Collection<UInt8>, value: some Collection<UInt8>) {
+        guard !isOversized else { return }
+        guard block.readableBytes + name.count + value.count <= HTTPFrontConfiguration.maximumHeaderBytes else {
+            isOversized = true
+            return
+        }
+        let nameStart = block.writerIndex
+        block.writeBytes(name)
+        let valueStart = block.writerIndex
+        block.writeBytes(value)
+        let nameRange = (nameStart - block.readerIndex)..<(valueStart - block.readerIndex)
+        let valueRange = (valueStart - block.readerIndex)..<(block.writerIndex - block.readerIndex)
+        if name.first == UInt8(ascii: ":") {
+            switch text(nameRange) {
+            case ":method":
+                method = valueRange
+                parsedMethod = HTTP2RequestHead.method(text(valueRange))
+            case ":path": path = valueRange
+            case ":authority": authority = valueRange
+            case ":scheme": scheme = valueRange
+            default: break  // `:protocol` (extended CONNECT) is not served
+            }
+            return
+        }
+        let (kind, isCookie) = block.withUnsafeReadableBytes { raw in
+            (HTTP1HeaderName.classify(raw, nameRange), HTTP1Bytes.equalsLowercased(raw, nameRange, "cookie"))
+        }
+        if kind == .host, host == nil { host = valueRange }
+        fields.append(HTTP2HeaderField(name: nameRange, value: valueRange, kind: kind, isCookie: isCookie))
+    }
+
+    func text(_ range: Range<Int>) -> String {
+        block.getString(at: block.readerIndex + range.lowerBound, length: range.count) ?? ""
+    }
+
+    /// `:authority`, else `host` (RFC 9113 §8.3.1): the Host the request is routed by.
+    var hostText: String? { (authority ?? host).map(text) }
+    var methodText: String { method.map(text) ?? "-" }
+    var pathText: String { path.map(text) ?? "-" }
+
+    private(set) var parsedMethod = HTTP1Method.other
+
+    private static func method(_ name: String) -> HTTP1Method {
+        switch name {
+        case "GET": return .get
+        case "HEAD": return .head
+        case "POST": return .post
+        case "PUT": return .put
+        case "DELETE": return .delete
+        case "OPTIONS": return .options
+        case "TRACE": return .trace
+        case "CONNECT": return .connect
+        default: return .other
+        }
+    }
+
+    /// The value of a `content-length` header, if there is exactly one valid one.
+    var contentLength: Int? {
+        let values = fields.filter { $0.kind == .contentLength }.map { text($0.value) }
+        guard let first = values.first, values.allSatisfy({ $0 == first }) else { return nil }
+        return Int(first)
+    }
+}
+
+/// A response head for an HTTP/2 stream: the status and lower-case fields, as offsets into `block`.
+struct HTTP2ResponseHead {
+    /// `:status` and its three digits first (so one buffer holds every byte of the header list),
+    /// then names and values back to back.
+    var block: ByteBuffer
+    var fields: [(name: Range<Int>, value: Range<Int>)] = []
+    let status: Int
+
+    init(status: Int, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
+        precondition((100...999).contains(status), "an HTTP status has three digits")
+        self.status = status
+        block = allocator.buffer(capacity: 256)
+        block.writeStaticString(":status")
+        block.writeString(String(status))
+    }
+
+    static let statusName = 0..<7
+    static let statusValue = 7..<10
+
+    mutating func append(name: String, value: String) {
+        let start = block.writerIndex - block.readerIndex
+        block.writeString(name)
+        let middle = block.writerIndex - block.readerIndex
+        block.writeString(value)
+        fields.append((start..<middle, middle..<(block.writerIndex - block.readerIndex)))
+    }
+
+    /// Appends a name lower-cased and a value as they are, from an HTTP/1 head's bytes.
+    mutating func append(lowercasing name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        let start = block.writerIndex - block.readerIndex
+        for byte in name {
+            block.writeInteger((byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) ? byte | 0x20 : byte)
+        }
+        let middle = block.writerIndex - block.readerIndex
+        block.writeBytes(value)
+        fields.append((start..<middle, middle..<(block.writerIndex - block.readerIndex)))
+    }
+
+    /// For tests and logs: the fields as text.
+    var textFields: [(String, String)] {
+        fields.map { field in
+            (
+                block.getString(at: block.readerIndex + field.name.lowerBound, length: field.name.count) ?? "",
+                block.getString(at: block.readerIndex + field.value.lowerBound, length: field.value.count) ?? ""
+            )
+        }
+    }
+}
