@@ -125,38 +125,23 @@ final class HTTP2StreamProxy {
             attach(connection, to: exchange)
             return
         }
-        let timeout = exchange.routes.timeouts.upstreamConnect.timeAmount
-        let idleTimeout = exchange.routes.timeouts.upstreamIdle.timeAmount
-        let instance = exchange.instance
-        let markDownDuration = runtime.markDownDuration
-        pool.connect(using: runtime.connector, timeout: timeout).assumeIsolated().whenComplete { result in
-            let isCurrent: Bool
-            if case .proxying(let current) = self.state, current === exchange, exchange.instance === instance {
-                isCurrent = true
-            } else {
-                isCurrent = false
-            }
-            switch result {
-            case .success(let connection):
-                if isCurrent {
-                    self.attach(connection, to: exchange)
-                    self.flushUpstreamIfNeeded()
-                    self.front.sendOutput()
-                } else {
-                    // The stream ended meanwhile; the fresh connection is clean, so keep it.
-                    pool.release(connection, idleTimeout: idleTimeout)
-                }
-            case .failure(let error):
-                instance.markDown(until: .now() + markDownDuration)
-                guard isCurrent else { return }
-                if let channelError = error as? ChannelError, case .connectTimeout = channelError {
-                    self.attemptFailed(exchange, .connectTimedOut(timeout))
-                } else {
-                    self.attemptFailed(exchange, .refused(error))
-                }
+        pool.connectNew(
+            for: exchange,
+            runtime: runtime,
+            stillWanted: {
+                if case .proxying(let current) = self.state, current === exchange { return true }
+                return false  // the stream ended meanwhile
+            },
+            ready: { connection in
+                self.attach(connection, to: exchange)
+                self.flushUpstreamIfNeeded()
+                self.front.sendOutput()
+            },
+            failed: { failure in
+                self.attemptFailed(exchange, failure)
                 self.front.sendOutput()
             }
-        }
+        )
     }
 
     private func attach(_ connection: UpstreamConnection, to exchange: ProxyExchange) {

@@ -459,36 +459,19 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
             attach(connection, to: exchange, context: context)
             return
         }
-        let timeout = exchange.routes.timeouts.upstreamConnect.timeAmount
-        let idleTimeout = exchange.routes.timeouts.upstreamIdle.timeAmount
-        let instance = exchange.instance
-        pool.connect(using: runtime.connector, timeout: timeout).assumeIsolated().whenComplete { result in
-            let isCurrent: Bool
-            if case .proxying(let current) = self.state, current === exchange, exchange.instance === instance {
-                isCurrent = true
-            } else {
-                isCurrent = false
-            }
-            switch result {
-            case .success(let connection):
-                if isCurrent {
-                    self.attach(connection, to: exchange, context: context)
-                    self.flushUpstreamIfNeeded()
-                } else {
-                    // The client left meanwhile; the fresh connection is clean, so keep it.
-                    pool.release(connection, idleTimeout: idleTimeout)
-                }
-            case .failure(let error):
-                let failure: UpstreamFailure
-                if let channelError = error as? ChannelError, case .connectTimeout = channelError {
-                    failure = .connectTimedOut(timeout)
-                } else {
-                    failure = .refused(error)
-                }
-                instance.markDown(until: .now() + self.runtime.markDownDuration)
-                if isCurrent { self.attemptFailed(exchange, failure, context: context) }
-            }
-        }
+        pool.connectNew(
+            for: exchange,
+            runtime: runtime,
+            stillWanted: {
+                if case .proxying(let current) = self.state, current === exchange { return true }
+                return false  // the client left meanwhile
+            },
+            ready: { connection in
+                self.attach(connection, to: exchange, context: context)
+                self.flushUpstreamIfNeeded()
+            },
+            failed: { failure in self.attemptFailed(exchange, failure, context: context) }
+        )
     }
 
     private func attach(_ connection: UpstreamConnection, to exchange: ProxyExchange, context: ChannelHandlerContext) {

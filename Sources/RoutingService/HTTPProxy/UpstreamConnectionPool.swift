@@ -35,6 +35,42 @@ final class UpstreamConnectionPool: UpstreamConnectionDelegate {
         }
     }
 
+    /// Connects a new connection for `exchange` (when no idle one was there). Once it is ready or has
+    /// failed, `stillWanted` says whether the exchange still waits for this instance; a ready connection
+    /// nobody wants any more joins the pool. A failed connect marks the instance down and reaches
+    /// `failed` (when still wanted) as the failure the client is told of. Runs on the pool's loop.
+    func connectNew(
+        for exchange: ProxyExchange,
+        runtime: HTTPProxyRuntime,
+        stillWanted: @escaping () -> Bool,
+        ready: @escaping (UpstreamConnection) -> Void,
+        failed: @escaping (UpstreamFailure) -> Void
+    ) {
+        let timeout = exchange.routes.timeouts.upstreamConnect.timeAmount
+        let idleTimeout = exchange.routes.timeouts.upstreamIdle.timeAmount
+        let markDownDuration = runtime.markDownDuration
+        let instance = self.instance
+        connect(using: runtime.connector, timeout: timeout).assumeIsolated().whenComplete { result in
+            let wanted = stillWanted() && exchange.instance === instance
+            switch result {
+            case .success(let connection):
+                if wanted {
+                    ready(connection)
+                } else {
+                    self.release(connection, idleTimeout: idleTimeout)
+                }
+            case .failure(let error):
+                instance.markDown(until: .now() + markDownDuration)
+                guard wanted else { return }
+                if let channelError = error as? ChannelError, case .connectTimeout = channelError {
+                    failed(.connectTimedOut(timeout))
+                } else {
+                    failed(.refused(error))
+                }
+            }
+        }
+    }
+
     /// Takes back a connection whose last exchange completed cleanly; it is closed after `idleTimeout`.
     func release(_ connection: UpstreamConnection, idleTimeout: TimeAmount) {
         guard !connection.isClosed, idle.count < Self.maximumIdle, !instance.isRetired else {
