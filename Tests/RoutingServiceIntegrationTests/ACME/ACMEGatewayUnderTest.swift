@@ -18,6 +18,9 @@ final class ACMEGatewayUnderTest: @unchecked Sendable {
     let runtime: HTTPProxyRuntime
     let logger: Logger
     private let listeners = Mutex<[Int: any Channel]>([:])
+    /// Connections accepted by the plain listeners, by port: unbinding closes them too, or Pebble's
+    /// kept-alive validation connection would still reach a listener the test took away.
+    private let accepted = Mutex<[Int: [any Channel]]>([:])
 
     init(storeDirectory: String? = nil) throws {
         let directory = storeDirectory ?? FileManager.default.temporaryDirectory
@@ -50,7 +53,10 @@ final class ACMEGatewayUnderTest: @unchecked Sendable {
     }
 
     func bindPlain(port: Int) async throws {
-        let channel = try await HTTPListener.bind(host: "127.0.0.1", port: port, mode: .plain, runtime: runtime)
+        let channel = try await HTTPListener.bind(
+            host: "127.0.0.1", port: port, mode: .plain, runtime: runtime,
+            beforeFront: { child in self.accepted.withLock { $0[port, default: []].append(child) } }
+        )
         listeners.withLock { $0[port] = channel }
     }
 
@@ -71,6 +77,9 @@ final class ACMEGatewayUnderTest: @unchecked Sendable {
     func unbind(port: Int) async throws {
         let channel = listeners.withLock { $0.removeValue(forKey: port) }
         try await channel?.close()
+        for child in accepted.withLock({ $0.removeValue(forKey: port) ?? [] }) {
+            try? await child.close()
+        }
     }
 
     func makeIssuer(pebble: PebbleServer, polling: ACMEPollingPolicy = .init()) throws -> ACMECertificateIssuer {
