@@ -147,7 +147,6 @@ final class HTTP2StreamProxy {
     private func attach(_ connection: UpstreamConnection, to exchange: ProxyExchange) {
         exchange.connection = connection
         connection.delegate = self
-        connection.requestCount += 1
         connection.requestStarted(isHead: exchange.method == .head)
         connection.write(exchange.forwardedHead)
         needsFlush = true
@@ -171,17 +170,9 @@ final class HTTP2StreamProxy {
         responseHeadDeadline = nil
         exchange.connection?.close()
         exchange.connection = nil
-        var retryable = exchange.isReplayable
-        if case .responseHeadTimedOut = failure { retryable = false }
-        if retryable {
-            let candidates = exchange.routes.instances(balancer: exchange.balancer, group: exchange.route.upstream)
-            if let next = exchange.balancer.pickInstance(
-                from: candidates, excluding: exchange.instance, now: .now(), using: &front.loop.random
-            ) {
-                exchange.moveTo(next)
-                connect(exchange)
-                return
-            }
+        if exchange.moveToAnotherInstance(after: failure, using: &front.loop.random) {
+            connect(exchange)
+            return
         }
         let message = failure.message(instance: exchange.instance)
         exchange.releaseCounts()
@@ -257,23 +248,7 @@ final class HTTP2StreamProxy {
     // MARK: access log and metrics
 
     private func record(_ exchange: ProxyExchange, note: String?) {
-        front.loop.requestMetrics?.record(
-            domain: exchange.route.domain.value, status: exchange.responseStatus, duration: .now() - exchange.start
-        )
-        runtime.accessLog.record(
-            AccessLogEntry(
-                client: front.forwarding.clientAddress,
-                domain: exchange.route.domain.value,
-                method: exchange.logLine?.method ?? "-",
-                path: exchange.logLine?.target ?? "-",
-                status: exchange.responseStatus,
-                bytes: exchange.responseBytes,
-                instance: exchange.instance.endpoint.description,
-                balancer: exchange.balancer.index,
-                start: exchange.start,
-                note: note
-            )
-        )
+        exchange.record(note: note, client: front.forwarding.clientAddress, metrics: front.loop.requestMetrics, accessLog: runtime.accessLog)
     }
 
     private static let lastChunk = ByteBuffer(staticString: "0\r\n\r\n")

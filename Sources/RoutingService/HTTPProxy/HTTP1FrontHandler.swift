@@ -477,7 +477,6 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func attach(_ connection: UpstreamConnection, to exchange: ProxyExchange, context: ChannelHandlerContext) {
         exchange.connection = connection
         connection.delegate = self
-        connection.requestCount += 1
         connection.requestStarted(isHead: exchange.method == .head)
         connection.write(exchange.forwardedHead)
         for body in exchange.bufferedBody {
@@ -530,17 +529,9 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.connection?.close()
         exchange.connection = nil
 
-        var retryable = exchange.isReplayable
-        if case .responseHeadTimedOut = failure { retryable = false }
-        if retryable {
-            let candidates = exchange.routes.instances(balancer: exchange.balancer, group: exchange.route.upstream)
-            if let next = exchange.balancer.pickInstance(
-                from: candidates, excluding: exchange.instance, now: .now(), using: &loop.random
-            ) {
-                exchange.moveTo(next)
-                connect(exchange, context: context)
-                return
-            }
+        if exchange.moveToAnotherInstance(after: failure, using: &loop.random) {
+            connect(exchange, context: context)
+            return
         }
 
         let message = failure.message(instance: exchange.instance)
@@ -600,23 +591,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func record(_ exchange: ProxyExchange, note: String?) {
-        loop.requestMetrics?.record(
-            domain: exchange.route.domain.value, status: exchange.responseStatus, duration: .now() - exchange.start
-        )
-        runtime.accessLog.record(
-            AccessLogEntry(
-                client: forwarding.clientAddress,
-                domain: exchange.route.domain.value,
-                method: exchange.logLine?.method ?? "-",
-                path: exchange.logLine?.target ?? "-",
-                status: exchange.responseStatus,
-                bytes: exchange.responseBytes,
-                instance: exchange.instance.endpoint.description,
-                balancer: exchange.balancer.index,
-                start: exchange.start,
-                note: note
-            )
-        )
+        exchange.record(note: note, client: forwarding.clientAddress, metrics: loop.requestMetrics, accessLog: runtime.accessLog)
     }
 
     // MARK: WebSocket

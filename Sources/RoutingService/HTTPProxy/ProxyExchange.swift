@@ -73,6 +73,39 @@ final class ProxyExchange {
         requestEndForwarded = false
     }
 
+    /// After a failed attempt: moves the exchange to another instance of its balancer when the request
+    /// may be sent again (idempotent, nothing of it gone, not a response-head timeout) and one is
+    /// available. True when the caller should connect again.
+    func moveToAnotherInstance(after failure: UpstreamFailure, using random: inout SplitMix64) -> Bool {
+        if case .responseHeadTimedOut = failure { return false }
+        guard isReplayable else { return false }
+        let candidates = routes.instances(balancer: balancer, group: route.upstream)
+        guard let next = balancer.pickInstance(from: candidates, excluding: instance, now: .now(), using: &random) else {
+            return false
+        }
+        moveTo(next)
+        return true
+    }
+
+    /// The request metrics and the access-log line of the exchange, as it stands.
+    func record(note: String?, client: String?, metrics: RequestMetricsRecorder?, accessLog: AccessLog) {
+        metrics?.record(domain: route.domain.value, status: responseStatus, duration: .now() - start)
+        accessLog.record(
+            AccessLogEntry(
+                client: client,
+                domain: route.domain.value,
+                method: logLine?.method ?? "-",
+                path: logLine?.target ?? "-",
+                status: responseStatus,
+                bytes: responseBytes,
+                instance: instance.endpoint.description,
+                balancer: balancer.index,
+                start: start,
+                note: note
+            )
+        )
+    }
+
     /// Decrements the in-flight counts exactly once, whatever path ends the exchange.
     func releaseCounts() {
         guard !countsReleased else { return }

@@ -47,9 +47,6 @@ final class UpstreamConnection {
     /// cleared whenever the connection changes hands or closes, which ends the cycle.
     var delegate: (any UpstreamConnectionDelegate)?
     private(set) var isClosed = false
-    /// Requests sent on this connection (1 on a fresh one): a reused connection may have been closed
-    /// by the instance meanwhile, which is why a failure there is retried.
-    var requestCount = 0
     /// Closes the connection once it has idled in its pool too long (armed by the pool on release).
     private(set) lazy var idleTimer: DeadlineTimer = {
         hasIdleTimer = true

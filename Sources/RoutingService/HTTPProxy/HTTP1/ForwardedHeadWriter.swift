@@ -38,8 +38,6 @@ enum HTTP1ResponseRelay: Equatable {
 /// minus the hop-by-hop ones; `X-Forwarded-For`/`-Proto`/`-Host`, `Forwarded` (RFC 7239) and `Via`
 /// set or extended; framing headers rewritten for the next hop.
 enum ForwardedHeadWriter {
-    static let viaValue = "1.1 edge-router"
-
     /// The header values a request carried that the forwarding headers extend or keep.
     struct RequestAppendix {
         var previousForwardedFor: [Range<Int>] = []

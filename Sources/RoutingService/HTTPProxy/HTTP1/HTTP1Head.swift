@@ -134,7 +134,6 @@ struct HTTP1ResponseHead {
     var fields: [HTTP1HeaderField] = []
     var framing = HTTP1BodyFraming.none
     var connection = HTTP1ConnectionOptions()
-    var hasContentLength = false
     /// The instance's connection ends after this response.
     var wantsClose: Bool { connection.close || (minorVersion == 0 && !connection.keepAlive) }
 
@@ -146,7 +145,6 @@ struct HTTP1ResponseHead {
         fields.removeAll(keepingCapacity: true)
         framing = .none
         connection = HTTP1ConnectionOptions()
-        hasContentLength = false
     }
 }
 

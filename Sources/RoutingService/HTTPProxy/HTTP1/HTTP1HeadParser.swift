@@ -257,7 +257,6 @@ enum HTTP1HeadParser {
             }
         }
         head.connection = interpretConnection(bytes, &head.fields, hasConnection: hasConnection)
-        head.hasContentLength = contentLength != nil
         if hasTransferEncoding {
             head.framing = chunked ? .chunked : .untilClose
         } else if let contentLength {
