@@ -52,7 +52,7 @@ struct ACMEGatewayToggleTests {
     @Test func aDomainWithoutItsCertificateYetIsServedOverHTTPAndShowsWhy() async throws {
         let instances = try NodeInstances()
         defer { instances.stop() }
-        let ports = try await freePorts(5)
+        let ports = try freePorts(5)
         let (http, https, admin) = (ports[0], ports[1], ports[2])
         let pebble = try await PebbleServer(httpPort: ports[3], tlsPort: ports[4])
         defer { pebble.stop() }
@@ -81,7 +81,7 @@ struct ACMEGatewayToggleTests {
     @Test func togglingADomainThroughTheCLIServesAndWithdrawsItsCertificateWithoutARestart() async throws {
         let instances = try NodeInstances()
         defer { instances.stop() }
-        let ports = try await freePorts(3)
+        let ports = try freePorts(3)
         let (http, https, admin) = (ports[0], ports[1], ports[2])
         let pebble = try await PebbleServer(httpPort: http, tlsPort: https)
         defer { pebble.stop() }

@@ -15,7 +15,7 @@ struct ACMEPebbleLifecycleTests {
     )
 
     @Test func renewsBeforeExpiryWithoutAFailedHandshake() async throws {
-        let ports = try await freePorts(2)
+        let ports = try freePorts(2)
         let pebble = try await PebbleServer(httpPort: ports[0], tlsPort: ports[1], validityPeriod: 90)
         defer { pebble.stop() }
         let gateway = try ACMEGatewayUnderTest()
@@ -58,7 +58,7 @@ struct ACMEPebbleLifecycleTests {
     }
 
     @Test func failureBacksOffKeepsTheOldCertificateAndRecovers() async throws {
-        let ports = try await freePorts(3)
+        let ports = try freePorts(3)
         let (httpPort, tlsPort, servingPort) = (ports[0], ports[1], ports[2])
         let pebble = try await PebbleServer(httpPort: httpPort, tlsPort: tlsPort, validityPeriod: 90)
         defer { pebble.stop() }
@@ -110,7 +110,7 @@ struct ACMEPebbleLifecycleTests {
     }
 
     @Test func http01FailingFallsBackToTLSALPN01() async throws {
-        let ports = try await freePorts(2)
+        let ports = try freePorts(2)
         let pebble = try await PebbleServer(httpPort: ports[0], tlsPort: ports[1])
         defer { pebble.stop() }
         let gateway = try ACMEGatewayUnderTest()
@@ -132,7 +132,7 @@ struct ACMEPebbleLifecycleTests {
     }
 
     @Test func badNonceIsRetriedTransparently() async throws {
-        let ports = try await freePorts(2)
+        let ports = try freePorts(2)
         let pebble = try await PebbleServer(httpPort: ports[0], tlsPort: ports[1], nonceRejectPercent: 30)
         defer { pebble.stop() }
         let gateway = try ACMEGatewayUnderTest()
@@ -157,7 +157,7 @@ struct ACMEPebbleLifecycleTests {
     }
 
     @Test func restartKeepsAValidCertificateWithoutANewOrder() async throws {
-        let ports = try await freePorts(2)
+        let ports = try freePorts(2)
         let pebble = try await PebbleServer(httpPort: ports[0], tlsPort: ports[1])
         defer { pebble.stop() }
         let first = try ACMEGatewayUnderTest()

@@ -8,7 +8,7 @@ import Testing
 @Suite("ACME against Pebble", .serialized)
 struct ACMEPebbleTests {
     @Test func issuesOverHTTP01ForThreeDomainsAndTLSALPN01ForOne() async throws {
-        let ports = try await freePorts(2)
+        let ports = try freePorts(2)
         let (httpPort, tlsPort) = (ports[0], ports[1])
         let pebble = try await PebbleServer(httpPort: httpPort, tlsPort: tlsPort)
         defer { pebble.stop() }
@@ -58,7 +58,7 @@ struct ACMEPebbleTests {
     }
 
     @Test func togglingOneDomainToAutoServesItsCertificateQuickly() async throws {
-        let ports = try await freePorts(2)
+        let ports = try freePorts(2)
         let pebble = try await PebbleServer(httpPort: ports[0], tlsPort: ports[1])
         defer { pebble.stop() }
         let gateway = try ACMEGatewayUnderTest()

@@ -45,7 +45,7 @@ final class PebbleServer: @unchecked Sendable {
             "x509", "-req", "-in", path("localhost.csr"), "-CA", listenerCAPath, "-CAkey", path("ca.key"),
             "-CAcreateserial", "-out", path("localhost.pem"), "-days", "2", "-extfile", path("ext.cnf"),
         ])
-        let ports = try await freePorts(4)
+        let ports = try freePorts(4)
         acmePort = ports[0]
         managementPort = ports[1]
         let dnsPort = ports[2]
@@ -103,19 +103,9 @@ struct PebbleStartError: Error, CustomStringConvertible {
     var description: String { "Pebble did not answer within 15 s: \(log)" }
 }
 
-/// Ports free on 127.0.0.1 right now (bound to 0, read, released).
-func freePorts(_ count: Int) async throws -> [Int] {
-    var channels: [any Channel] = []
-    for _ in 0..<count {
-        channels.append(
-            try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .bind(host: "127.0.0.1", port: 0).get()
-        )
-    }
-    let ports = channels.map { $0.localAddress!.port! }
-    for channel in channels { try await channel.close() }
-    return ports
+/// Distinct ports free on 127.0.0.1 right now, never handed out before in this process.
+func freePorts(_ count: Int) throws -> [Int] {
+    try FreePort.find(count, host: "127.0.0.1")
 }
 
 /// What `openssl s_client` got for `serverName` on `port`, verified against `rootPath`.

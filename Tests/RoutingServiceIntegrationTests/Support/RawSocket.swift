@@ -1,11 +1,31 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
 enum FreePort {
-    /// A port free on `host` right now (bound to port 0, read back, released).
+    /// Every port handed out in this process: the kernel may offer a port again once it is released,
+    /// and two ports of one test (a public port and the admin port, say) must never be the same.
+    private static let handedOut = Mutex<Set<Int>>([])
+
+    /// A port free on `host` right now (bound to port 0, read back, released) that no earlier call in
+    /// this process returned.
     static func find(host: String) throws -> Int {
+        for _ in 0..<64 {
+            let port = try bindAndRelease(host: host)
+            let isNew = handedOut.withLock { $0.insert(port).inserted }
+            if isNew { return port }
+        }
+        throw TestFailure("no port on \(host) that was not handed out already")
+    }
+
+    /// `count` distinct free ports on `host`.
+    static func find(_ count: Int, host: String) throws -> [Int] {
+        try (0..<count).map { _ in try find(host: host) }
+    }
+
+    private static func bindAndRelease(host: String) throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in(host: host, port: 0)
