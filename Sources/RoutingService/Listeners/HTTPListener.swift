@@ -10,18 +10,17 @@ public enum HTTPListener {
         mode: HTTPFrontMode,
         runtime: HTTPProxyRuntime,
         beforeFront: (@Sendable (any Channel) throws -> Void)? = nil
-    ) async throws -> any Channel {
-        try await ServerBootstrap(group: runtime.eventLoopGroup)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try beforeFront?(channel)
-                    try channel.pipeline.syncOperations.configureHTTPFront(mode: mode, runtime: runtime)
+    ) async throws -> ListeningSockets {
+        try await ListeningSockets.bind(group: runtime.eventLoopGroup, host: host, port: port) { bootstrap in
+            bootstrap
+                .serverChannelOption(.backlog, value: 1024)
+                .serverChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try beforeFront?(channel)
+                        try channel.pipeline.syncOperations.configureHTTPFront(mode: mode, runtime: runtime)
+                    }
                 }
-            }
-            .bind(host: host, port: port)
-            .get()
+        }
     }
 }

@@ -44,32 +44,31 @@ public enum HTTPSListener {
     /// requests cost one more read, once.
     static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536)
 
-    public static func bind(host: String, port: Int, dependencies: Dependencies) async throws -> any Channel {
-        try await ServerBootstrap(group: dependencies.proxy.eventLoopGroup)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            // Accepted sockets inherit TCP_NODELAY from the listening one (Linux), so no setsockopt per
-            // connection. (`.socketOption(.tcp_nodelay)` per child, as before, set SOL_SOCKET option 1:
-            // SO_DEBUG, not TCP_NODELAY.)
-            .serverChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            // One accept per readiness event, as nginx without multi_accept: with several per event the
-            // last one is a failed accept4 (EAGAIN) for nearly every connection.
-            .serverChannelOption(.maxMessagesPerRead, value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    // Set here, synchronously: as child channel options each would cost a future chain per
-                    // accepted connection.
-                    if let options = channel.syncOptions {
-                        try options.setOption(.allowRemoteHalfClosure, value: true)
-                        try options.setOption(.recvAllocator, value: receiveBuffers)
-                    } else {
-                        throw ChannelError.operationUnsupported
+    public static func bind(host: String, port: Int, dependencies: Dependencies) async throws -> ListeningSockets {
+        try await ListeningSockets.bind(group: dependencies.proxy.eventLoopGroup, host: host, port: port) { bootstrap in
+            bootstrap
+                .serverChannelOption(.backlog, value: 1024)
+                // Accepted sockets inherit TCP_NODELAY from the listening one (Linux), so no setsockopt per
+                // connection. (`.socketOption(.tcp_nodelay)` per child, as before, set SOL_SOCKET option 1:
+                // SO_DEBUG, not TCP_NODELAY.)
+                .serverChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+                // One accept per readiness event, as nginx without multi_accept: with several per event the
+                // last one is a failed accept4 (EAGAIN) for nearly every connection.
+                .serverChannelOption(.maxMessagesPerRead, value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        // Set here, synchronously: as child channel options each would cost a future chain per
+                        // accepted connection.
+                        if let options = channel.syncOptions {
+                            try options.setOption(.allowRemoteHalfClosure, value: true)
+                            try options.setOption(.recvAllocator, value: receiveBuffers)
+                        } else {
+                            throw ChannelError.operationUnsupported
+                        }
+                        try configure(channel: channel, dependencies: dependencies)
                     }
-                    try configure(channel: channel, dependencies: dependencies)
                 }
-            }
-            .bind(host: host, port: port)
-            .get()
+        }
     }
 
     static func configure(channel: any Channel, dependencies: Dependencies) throws {

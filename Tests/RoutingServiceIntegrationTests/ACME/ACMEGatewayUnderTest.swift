@@ -17,7 +17,7 @@ final class ACMEGatewayUnderTest: @unchecked Sendable {
     let front: OpenSSLFrontContext
     let runtime: HTTPProxyRuntime
     let logger: Logger
-    private let listeners = Mutex<[Int: any Channel]>([:])
+    private let listeners = Mutex<[Int: ListeningSockets]>([:])
     /// Connections accepted by the plain listeners, by port: unbinding closes them too, or Pebble's
     /// kept-alive validation connection would still reach a listener the test took away.
     private let accepted = Mutex<[Int: [any Channel]]>([:])

@@ -10,7 +10,7 @@ import TestSupport
 final class ProxyUnderTest: @unchecked Sendable {
     let group: MultiThreadedEventLoopGroup
     let runtime: HTTPProxyRuntime
-    let channel: any Channel
+    let listener: ListeningSockets
     let port: Int
 
     init(
@@ -29,14 +29,14 @@ final class ProxyUnderTest: @unchecked Sendable {
                 try channel.pipeline.syncOperations.addHandler(FakeTLSHandshakeHandler(serverName: serverName))
             }
         }
-        channel = try await HTTPListener.bind(host: "127.0.0.1", port: 0, mode: mode, runtime: runtime, beforeFront: beforeFront)
-        port = channel.localAddress!.port!
+        listener = try await HTTPListener.bind(host: "127.0.0.1", port: 0, mode: mode, runtime: runtime, beforeFront: beforeFront)
+        port = listener.localAddress!.port!
     }
 
     var url: String { "http://127.0.0.1:\(port)" }
 
     func shutdown() async throws {
-        try await channel.close()
+        try await listener.close()
         try await runtime.closeIdleConnections().get()
         try await group.shutdownGracefully()
     }
