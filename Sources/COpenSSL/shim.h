@@ -49,9 +49,6 @@ static inline long CO_SSL_CTX_set1_groups_list(SSL_CTX *ctx, const char *list) {
 static inline long CO_SSL_CTX_set_num_tickets(SSL_CTX *ctx, size_t n) {
     return SSL_CTX_set_num_tickets(ctx, n);
 }
-static inline long CO_SSL_CTX_set_tlsext_ticket_keys(SSL_CTX *ctx, unsigned char *keys, long length) {
-    return SSL_CTX_set_tlsext_ticket_keys(ctx, keys, length);
-}
 static inline long CO_SSL_CTX_add_extra_chain_cert(SSL_CTX *ctx, X509 *x509) {
     return SSL_CTX_add_extra_chain_cert(ctx, x509);
 }

@@ -44,9 +44,8 @@ struct TLSTestCertificates {
     let fallback: OpenSSLServerContext
     let caPEM: [UInt8]
 
-    /// New certificates (and new `SSL_CTX` objects) under `authority`, or under a new CA.
-    init(authority existing: TestCertificateAuthority? = nil) throws {
-        authority = try existing ?? TestCertificateAuthority()
+    init() throws {
+        authority = try TestCertificateAuthority()
         app = try Self.context(authority.issue(["app.example.com"]))
         wildcard = try Self.context(authority.issue(["*.example.com"]))
         fallback = try Self.context(authority.issue(["default.test"]))

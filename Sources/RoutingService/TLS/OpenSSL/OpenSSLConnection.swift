@@ -44,7 +44,7 @@ public final class OpenSSLConnection {
     /// What `ssl`'s BIO reads from and writes to; the BIO points at it unretained, so it lives as long.
     private let ciphertext: CiphertextBuffers
     /// Retained for as long as `ssl` points at their `SSL_CTX` (their callbacks take them unretained).
-    let front: OpenSSLFrontContext?
+    private let front: OpenSSLFrontContext?
     private let clientContext: OpenSSLClientContext?
     public private(set) var serverContext: OpenSSLServerContext?
     /// Why the servername callback refused the handshake, when it did.
@@ -52,19 +52,15 @@ public final class OpenSSLConnection {
     /// Set by the ClientHello callback: the client lists ALPN `acme-tls/1` (RFC 8737 validation).
     var clientOffersACMETLS1 = false
 
-    /// A server connection for `front`; the SNI picks the certificate context. It starts on the default
-    /// certificate's context when there is one, so that a connection for that name (a single-certificate
-    /// front: all of them) is not switched, which costs a copy of the certificate state per handshake;
-    /// otherwise on the front's own context. Ciphertext comes out in buffers from `allocator`.
+    /// A server connection starting on `front`; the SNI picks the certificate context. Ciphertext
+    /// comes out in buffers from `allocator`.
     public static func server(
         front: OpenSSLFrontContext,
         allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) throws(OpenSSLError) -> OpenSSLConnection {
-        let startingContext = front.context(forServerName: nil)
         let connection = try OpenSSLConnection(
-            role: .server, context: startingContext?.context ?? front.context, front: front, client: nil, allocator: allocator
+            role: .server, context: front.context, front: front, client: nil, allocator: allocator
         )
-        connection.serverContext = startingContext
         SSL_set_accept_state(connection.ssl)
         return connection
     }
@@ -262,39 +258,28 @@ public final class OpenSSLConnection {
 
     // MARK: SNI
 
-    /// Called from the servername callback: moves `ssl` to the certificate context for the SNI, unless
-    /// it is on that context already.
+    /// Called from the servername callback: moves `ssl` to the certificate context for the SNI.
     func switchToContextForServerName() -> Bool {
         let requested = serverName
         if clientOffersACMETLS1, let front, let requested, let challenge = front.challengeContext(forServerName: requested) {
-            guard use(challenge) else {
+            guard SSL_set_SSL_CTX(ssl, challenge.context) != nil else {
                 serverNameRefusal = "could not switch to the ACME challenge certificate for \(requested)"
                 return false
             }
+            serverContext = challenge
             return true
         }
         guard let front, let chosen = front.context(forServerName: requested) else {
             serverNameRefusal = requested.map { "no certificate for \($0)" } ?? "no SNI and no default certificate"
             return false
         }
-        guard use(chosen) else {
+        guard SSL_set_SSL_CTX(ssl, chosen.context) != nil else {
             serverNameRefusal = "could not switch to the certificate for \(requested ?? "the default")"
             return false
         }
-        return true
-    }
-
-    private func use(_ chosen: OpenSSLServerContext) -> Bool {
-        if SSL_get_SSL_CTX(ssl) == chosen.context { return true }
-        guard SSL_set_SSL_CTX(ssl, chosen.context) != nil else { return false }
         serverContext = chosen
-        contextSwitches += 1
         return true
     }
-
-    /// How many times the SNI callback moved this connection to another context (0 when it started on
-    /// the right one).
-    private(set) var contextSwitches = 0
 }
 
 @available(*, unavailable)

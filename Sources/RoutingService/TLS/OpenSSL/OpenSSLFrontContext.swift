@@ -1,10 +1,9 @@
 internal import COpenSSL
 
-/// How a listener's server connections choose their certificate. A connection starts on the default
-/// certificate's context (`selectContext(nil)`) or, when there is none, on this object's own `SSL_CTX`,
-/// which holds no certificate. Every server context's servername callback looks the ClientHello's SNI
-/// up (through `selectContext`, normally a `TLSContextStore`) and moves the connection to that
-/// certificate's context when it is another, or refuses the handshake with `unrecognized_name`.
+/// The `SSL_CTX` every server connection starts on. It holds no certificate: its servername callback
+/// looks the ClientHello's SNI up (through `selectContext`, normally a `TLSContextStore`) and moves the
+/// connection to that certificate's context, or refuses the handshake with `unrecognized_name`.
+/// Keep one per listener for the life of the process: session tickets are sealed with its keys.
 public final class OpenSSLFrontContext: @unchecked Sendable {
     let context: OpaquePointer
     private let selectContext: @Sendable (_ serverName: String?) -> OpenSSLServerContext?
@@ -30,6 +29,10 @@ public final class OpenSSLFrontContext: @unchecked Sendable {
         context = try OpenSSLServerSettings.makeServerContext()
         self.selectContext = selectContext
         self.selectChallengeContext = selectChallengeContext
+        _ = CO_SSL_CTX_set_tlsext_servername_callback(context, switchContextForServerName)
+        if selectChallengeContext != nil {
+            SSL_CTX_set_client_hello_cb(context, noteACMEChallengeOffer, nil)
+        }
     }
 
     deinit {
@@ -43,20 +46,16 @@ public final class OpenSSLFrontContext: @unchecked Sendable {
     func challengeContext(forServerName serverName: String) -> OpenSSLServerContext? {
         selectChallengeContext?(serverName)
     }
-
-    var servesACMEChallenges: Bool { selectChallengeContext != nil }
 }
 
 /// ClientHello callback: runs before the servername callback and notes whether the client offers
 /// ALPN `acme-tls/1`. It never refuses a handshake.
-func noteACMEChallengeOffer(
+private func noteACMEChallengeOffer(
     _ ssl: OpaquePointer?,
     _ alert: UnsafeMutablePointer<Int32>?,
     _ argument: UnsafeMutableRawPointer?
 ) -> Int32 {
-    guard let ssl, let connection = OpenSSLConnection.owning(ssl), connection.front?.servesACMEChallenges == true else {
-        return SSL_CLIENT_HELLO_SUCCESS
-    }
+    guard let ssl, let connection = OpenSSLConnection.owning(ssl) else { return SSL_CLIENT_HELLO_SUCCESS }
     var data: UnsafePointer<UInt8>?
     var length = 0
     let alpnExtension = UInt32(TLSEXT_TYPE_application_layer_protocol_negotiation)
@@ -70,7 +69,7 @@ func noteACMEChallengeOffer(
 }
 
 /// Servername callback, called once the ClientHello's extensions are parsed (also without SNI).
-func switchContextForServerName(
+private func switchContextForServerName(
     _ ssl: OpaquePointer?,
     _ alert: UnsafeMutablePointer<Int32>?,
     _ argument: UnsafeMutableRawPointer?

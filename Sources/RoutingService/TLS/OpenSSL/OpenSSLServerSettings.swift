@@ -1,10 +1,8 @@
 internal import COpenSSL
 
-/// The server policy shared by every server `SSL_CTX`: the front one and the per-certificate ones.
-/// A connection starts on the default certificate's context when there is one (the front one
-/// otherwise) and the SNI callback switches it when the name needs another. Versions, options and
-/// ciphers are copied into the `SSL` at `SSL_new` and stay after a switch, so all must agree; tickets
-/// are sealed with the keys of the context a connection started on, so all share the same keys.
+/// The server policy shared by every server `SSL_CTX`: the front one a connection starts on and
+/// the per-certificate ones the SNI callback switches to. Versions, options and ciphers are copied
+/// into the `SSL` from the front context at `SSL_new` and stay after the switch, so both must agree.
 enum OpenSSLServerSettings {
     /// TLS 1.2 suites: forward secrecy (ECDHE) and AEAD only, ECDSA before RSA, AES-GCM and ChaCha20.
     static let tls12CipherList = [
@@ -18,17 +16,6 @@ enum OpenSSLServerSettings {
     /// The same on every context: a session is bound to its context id, and a ticket issued after the
     /// SNI switch is checked against the id of the front context when it comes back.
     static let sessionIDContext: [UInt8] = Array("edge-router".utf8)
-
-    /// Session ticket keys (name, HMAC and AES keys: 80 bytes) for every server context of this process,
-    /// drawn once: a ticket sealed on one context opens on any other, also on one built after a
-    /// certificate reload. Like the front context's own keys before, they live as long as the process.
-    private static let ticketKeys: [UInt8] = {
-        var keys = [UInt8](repeating: 0, count: 80)
-        guard RAND_bytes(&keys, Int32(keys.count)) == 1 else {
-            fatalError("OpenSSL's RAND_bytes failed: no randomness for session ticket keys")
-        }
-        return keys
-    }()
 
     static func makeServerContext() throws(OpenSSLError) -> OpaquePointer {
         OpenSSLError.clearErrorQueue()
@@ -62,12 +49,6 @@ enum OpenSSLServerSettings {
         try check(idSet == 1, "session id context")
         // Resumption rides on stateless tickets (on by default); no per-context server cache to hold memory.
         _ = CO_SSL_CTX_set_session_cache_mode(context, Int(SSL_SESS_CACHE_OFF))
-        var keys = ticketKeys
-        try check(CO_SSL_CTX_set_tlsext_ticket_keys(context, &keys, keys.count) == 1, "session ticket keys")
-        // Every context a connection can start on asks the SNI callback (which may switch contexts)
-        // and notes an ACME TLS-ALPN-01 offer first.
-        _ = CO_SSL_CTX_set_tlsext_servername_callback(context, switchContextForServerName)
-        SSL_CTX_set_client_hello_cb(context, noteACMEChallengeOffer, nil)
     }
 
     private static func check(_ succeeded: Bool, _ step: String) throws(OpenSSLError) {
