@@ -184,8 +184,9 @@ final class HTTP2StreamProxy {
     }
 
     /// The client reset the stream or the connection went away: drop the instance connection, keep
-    /// counts exact.
-    func abandon(note: String) {
+    /// counts exact. Every stream ends through here, so `note` is built only when there is an exchange
+    /// left to record.
+    func abandon(note: @autoclosure () -> String) {
         responseHeadDeadline = nil
         guard case .proxying(let exchange) = state else {
             state = .done
@@ -196,13 +197,12 @@ final class HTTP2StreamProxy {
         exchange.connection = nil
         exchange.releaseCounts()
         if exchange.responseStatus == 0 { exchange.responseStatus = 499 }
-        record(exchange, note: note)
+        record(exchange, note: note())
     }
 
     func streamClosed(errorCode: UInt32) {
         dropPendingBody()
-        let code = HTTP2ErrorCode(rawValue: errorCode).map { "\($0)" } ?? String(errorCode)
-        abandon(note: "client reset the stream (\(code))")
+        abandon(note: "client reset the stream (\(HTTP2ErrorCode(rawValue: errorCode).map { "\($0)" } ?? String(errorCode)))")
         responseHeadDeadline = nil
     }
 
