@@ -34,6 +34,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var nextResponseHeadDeadline: NIODeadline?
     private var pendingRead = false
     private var isClosing = false
+    private var outputScheduled = false
     /// The last proxied stream's Host and route under the snapshot that gave it: the streams of one
     /// connection ask for the same host again and again (as on HTTP/1 keep-alive connections).
     private var lastRoute: (routes: ProxyRoutes, host: String, route: DomainRoute)?
@@ -190,6 +191,18 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
+        }
+    }
+
+    /// Sends the session's output once the event loop has handled every event ready in this round.
+    /// Instance connections' reads (other channels) call this: the responses of all the streams that
+    /// completed in one round then go out as one TLS write instead of one write per stream.
+    func scheduleOutput() {
+        guard !outputScheduled, let context else { return }
+        outputScheduled = true
+        context.eventLoop.assumeIsolated().execute {
+            self.outputScheduled = false
+            self.sendOutput()
         }
     }
 

@@ -135,11 +135,11 @@ final class HTTP2StreamProxy {
             ready: { connection in
                 self.attach(connection, to: exchange)
                 self.flushUpstreamIfNeeded()
-                self.front.sendOutput()
+                self.front.scheduleOutput()
             },
             failed: { failure in
                 self.attemptFailed(exchange, failure)
-                self.front.sendOutput()
+                self.front.scheduleOutput()
             }
         )
     }
@@ -328,8 +328,8 @@ extension HTTP2StreamProxy: UpstreamConnectionDelegate {
         record(exchange, note: nil)
         // A body the client is still sending is no longer wanted.
         dropPendingBody()
-        // The connection has left this stream: its read-complete goes to the pool, so send now.
-        front.sendOutput()
+        // The connection has left this stream: its read-complete goes to the pool, so schedule it now.
+        front.scheduleOutput()
     }
 
     func upstreamTunnelBytes(_ connection: UpstreamConnection, _ bytes: ByteBuffer) {
@@ -337,13 +337,13 @@ extension HTTP2StreamProxy: UpstreamConnectionDelegate {
     }
 
     func upstreamReadComplete(_ connection: UpstreamConnection) {
-        front.sendOutput()
+        front.scheduleOutput()
     }
 
     func upstreamWritabilityChanged(_ connection: UpstreamConnection) {
         guard case .proxying(let exchange) = state, exchange.connection === connection else { return }
         giveBackWindowIfWritable(connection)
-        front.sendOutput()
+        front.scheduleOutput()
     }
 
     func upstreamClosed(_ connection: UpstreamConnection, error: (any Error)?) {
@@ -356,7 +356,7 @@ extension HTTP2StreamProxy: UpstreamConnectionDelegate {
             session.resetStream(streamID: streamID, code: .internalError)
             abandon(note: "instance closed the connection mid-response")
         }
-        front.sendOutput()
+        front.scheduleOutput()
     }
 
     var upstreamMayRead: Bool {
