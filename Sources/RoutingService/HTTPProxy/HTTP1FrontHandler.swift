@@ -99,6 +99,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelActive(context: ChannelHandlerContext) {
         connectionStarted(context: context)
         context.fireChannelActive()
+        // Told to drain before it was even active (accepted as the listener closed).
+        if draining { closeIfIdle(context: context) }
     }
 
     private func connectionStarted(context: ChannelHandlerContext) {
@@ -759,16 +761,23 @@ extension HTTP1FrontHandler: DrainableFrontConnection {
         draining = true
         switch state {
         case .awaitingHead where (input?.readableBytes ?? 0) == 0:
-            state = .closed
-            clientTimer?.cancel()
-            context.close(promise: nil)
+            closeIfIdle(context: context)
         case .awaitingHead, .discardingBody, .proxying:
-            // The response head of a request in progress has not been written yet, or the connection
-            // closes after its response anyway: either way this response is the last.
+            // A response head not yet written says `Connection: close`; one already written did not,
+            // but the connection closes after its response all the same.
             closeAfterResponse = true
         case .tunnel, .closed:
             break
         }
+    }
+
+    /// Closes once the last response is written (a slow reader may still have some of it queued);
+    /// a channel not active yet closes when it becomes active.
+    private func closeIfIdle(context: ChannelHandlerContext) {
+        guard case .awaitingHead = state, (input?.readableBytes ?? 0) == 0, context.channel.isActive else { return }
+        state = .closed
+        clientTimer?.cancel()
+        closeAfterFlush(context: context)
     }
 }
 
