@@ -233,6 +233,38 @@ import TestSupport
         withExtendedLifetime(socket) {}
     }
 
+    @Test func sigtermClosesIdleClientsAndLetsRequestsInFlightFinishWithConnectionClose() throws {
+        try importCertificate()
+        let gateway = try startGateway(config: try writeConfiguration(configuration()))
+        defer { gateway.stop() }
+        // Node/drain-client.js: an idle keep-alive connection and requests in flight (see ClientDrainTests).
+        let client = try BackgroundProcess("node", [
+            ClientDrainTests.clientScript, "http1", String(httpsPort), "app.e2e.test", authority.caCertificatePath, "1000",
+        ])
+        defer { client.stop(grace: 1) }
+        var deadline = Date().addingTimeInterval(10)
+        while !client.log.contains("READY ") && client.process.isRunning && Date() < deadline { usleep(10_000) }
+        #expect(client.log.contains("READY "), "\(client.log)")
+        let stopping = Date()
+        gateway.signal(SIGTERM)
+        deadline = Date().addingTimeInterval(10)
+        while (gateway.process.isRunning || client.process.isRunning) && Date() < deadline { usleep(20_000) }
+        #expect(gateway.process.terminationStatus == 0, "\(gateway.log)")
+        #expect(!gateway.log.contains("Drain deadline reached"), "the requests finished before the 2 s deadline: \(gateway.log)")
+        #expect(Date().timeIntervalSince(stopping) < 2.5)
+        let line = try #require(client.log.split(separator: "\n").first { $0.hasPrefix("RESULT ") }, "\(client.log)")
+        let result = try #require(try JSONSerialization.jsonObject(with: Data(line.dropFirst(7).utf8)) as? [String: [String: Any]])
+        let idleClosedAt = try #require(result["idle"]?["endedAt"] as? Double)
+        #expect(idleClosedAt - stopping.timeIntervalSince1970 * 1000 < 1000, "the idle connection was closed at once")
+        for name in ["inflight11", "inflight10", "pipelined"] {
+            let received = result[name]?["received"] as? String ?? ""
+            #expect(received.contains(" 200 OK\r\n"), "\(name): \(received)")
+            #expect(received.contains("\r\nConnection: close\r\n"), "\(name): \(received)")
+            #expect(received.contains("\"url\":\"/slow?ms=1000\""), "\(name): the whole body arrived: \(received)")
+            #expect(result[name]?["endedAt"] is Double, "\(name) was closed")
+        }
+    }
+
     @Test func refusesAnInvalidConfigurationBeforeBindingAnything() throws {
         let broken = configuration(extraDomain: "  - { name: bad..name, service: nowhere, port: 1 }")
         let config = try writeConfiguration(broken)

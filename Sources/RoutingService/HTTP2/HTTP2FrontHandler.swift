@@ -6,7 +6,8 @@ import NIOHTTP1
 /// nghttp2 server session (SETTINGS, flow control, HPACK, GOAWAY on protocol errors), each stream
 /// routed like an HTTP/1 request (SNI and `:authority`/`host` checked against the routing table) and
 /// either answered locally or proxied by an `HTTP2StreamProxy` through the balancers to an instance
-/// over pooled HTTP/1.1 connections. Owns the connection's idle timeout.
+/// over pooled HTTP/1.1 connections. Owns the connection's idle timeout, and its drain at shutdown
+/// (`startDraining`: shutdown notice, final GOAWAY, close once the streams are done).
 ///
 /// It takes the place of `HTTP1FrontHandler` in the pipeline when the TLS handshake picks `h2`
 /// (`replace(_:context:runtime:handshake:)`), so HTTP/1 connections pay nothing for it.
@@ -35,6 +36,8 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var pendingRead = false
     private var isClosing = false
     private var outputScheduled = false
+    /// The gateway is stopping: the shutdown notice went out; this sends the final GOAWAY.
+    private var finalGoAwayTimer: DeadlineTimer?
     /// The last proxied stream's Host and route under the snapshot that gave it: the streams of one
     /// connection ask for the same host again and again (as on HTTP/1 keep-alive connections).
     private var lastRoute: (routes: ProxyRoutes, host: String, route: DomainRoute)?
@@ -48,6 +51,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     deinit {
         idleTimer?.cancel()
         responseHeadTimer?.cancel()
+        finalGoAwayTimer?.cancel()
     }
 
     /// Puts an HTTP/2 front in place of `handler` (called from its handshake event, before any
@@ -86,11 +90,14 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         idleTimer?.arm(in: idleTimeout)
         // The server's SETTINGS go first (RFC 9113 §3.4).
         sendOutput()
+        loop.fronts.insert(self)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        loop?.fronts.remove(self)
         idleTimer?.cancel()
         responseHeadTimer?.cancel()
+        finalGoAwayTimer?.cancel()
         abandonAllStreams(note: "client connection left the HTTP/2 front")
         self.context = nil
     }
@@ -154,6 +161,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         idleTimer?.cancel()
         responseHeadTimer?.cancel()
+        finalGoAwayTimer?.cancel()
         isClosing = true
         abandonAllStreams(note: "client closed the connection")
         context.fireChannelInactive()
@@ -321,6 +329,38 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     var clientIsWritable: Bool { context?.channel.isWritable ?? false }
+}
+
+// MARK: drain at shutdown
+
+extension HTTP2FrontHandler: DrainableFrontConnection {
+    /// Graceful GOAWAY (RFC 9113 §6.8): a shutdown notice now, the final GOAWAY with the last stream
+    /// processed after `policy.http2FinalGoAwayDelay` (streams the client opened meanwhile are served);
+    /// streams in flight finish, and the connection closes once none is left (`sendOutput` sees the
+    /// session finished).
+    func startDraining(_ policy: FrontDrainPolicy) {
+        guard finalGoAwayTimer == nil, !isClosing, let context, let session else { return }
+        do {
+            try session.submitShutdownNotice()
+        } catch {
+            runtime.logger.debug("HTTP/2 shutdown notice refused", metadata: ["error": "\(error)"])
+        }
+        let timer = DeadlineTimer(eventLoop: context.eventLoop) { [unowned self] in self.sendFinalGoAway() }
+        finalGoAwayTimer = timer
+        timer.arm(in: policy.http2FinalGoAwayDelay)
+        sendOutput()
+    }
+
+    private func sendFinalGoAway() {
+        guard !isClosing, let session else { return }
+        do {
+            try session.submitFinalGoAway()
+        } catch {
+            runtime.logger.debug("HTTP/2 GOAWAY refused", metadata: ["error": "\(error)"])
+            session.terminate(.noError)
+        }
+        sendOutput()
+    }
 }
 
 extension HTTP2FrontHandler: HTTP2ServerSessionDelegate {

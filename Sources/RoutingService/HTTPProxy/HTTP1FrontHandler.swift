@@ -6,7 +6,8 @@ import NIOHTTP1
 /// locally (redirects, 404, 421, ACME, errors) or proxies it through one of the balancers to an
 /// instance, forwarding the header lines it does not change and the body as the bytes that came,
 /// with backpressure both ways; answers pipelined requests in order; relays bytes after a WebSocket
-/// `101`. It also owns the connection's client timeouts (slow head, idle between requests).
+/// `101`. It also owns the connection's client timeouts (slow head, idle between requests), and its
+/// drain at shutdown (`startDraining`).
 final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -43,6 +44,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var closeAfterResponse = false
     /// The client half-closed: finish the response in progress, then close.
     private var clientInputClosed = false
+    /// The gateway is stopping: the response in progress is the last one (it says `Connection: close`).
+    private var draining = false
     private var pendingRead = false
     private var upstreamNeedsFlush = false
     private var processing = false
@@ -83,9 +86,11 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         loop = runtime.loopContext(for: context.eventLoop)
         clientTimer = DeadlineTimer(eventLoop: context.eventLoop) { [unowned context] in context.close(promise: nil) }
         if context.channel.isActive { connectionStarted(context: context) }
+        loop.fronts.insert(self)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        loop?.fronts.remove(self)
         self.context = nil
         responseHeadTimer?.cancel()
         clientTimer?.cancel()
@@ -94,6 +99,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelActive(context: ChannelHandlerContext) {
         connectionStarted(context: context)
         context.fireChannelActive()
+        // Told to drain before it was even active (accepted as the listener closed).
+        if draining { closeIfIdle(context: context) }
     }
 
     private func connectionStarted(context: ChannelHandlerContext) {
@@ -352,7 +359,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// `request` holds a complete head whose bytes start `input`.
     private func headReceived(context: ChannelHandlerContext) {
         clientTimer?.disarm()
-        closeAfterResponse = request.wantsClose
+        closeAfterResponse = request.wantsClose || draining
         let routes = loop.routes(from: runtime.routes)
         let head = input!
         let (host, target) = head.withUnsafeReadableBytes { raw in
@@ -611,6 +618,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         state = .tunnel(connection)
         context.writeAndFlush(wrapOutboundOut(response), promise: nil)
         runtime.longLivedConnections.register(context.channel, domain: exchange.route.domain, upstream: exchange.instance.endpoint)
+        // A tunnel has no request boundary to stop at: the drain deadline bounds it, not the drain.
+        loop.fronts.remove(self)
         // What the client sent after its upgrade request goes on now.
         if let early = input, early.readableBytes > 0 {
             connection.write(early)
@@ -696,6 +705,12 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch state {
         case .awaitingHead:
             clientTimer?.arm(in: idleTimeout)
+            if draining {
+                // A response that went out before the drain began; requests sent ahead are not started.
+                state = .closed
+                closeAfterFlush(context: context)
+                return
+            }
             if clientInputClosed && (input?.readableBytes ?? 0) == 0 {
                 state = .closed
                 context.close(promise: nil)
@@ -709,6 +724,11 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func prepareForNextRequest() {
+        if draining, let context {
+            state = .closed
+            closeAfterFlush(context: context)
+            return
+        }
         state = .awaitingHead
         clientTimer?.arm(in: idleTimeout)
     }
@@ -726,6 +746,39 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private static let lastChunk: ByteBuffer = ByteBuffer(staticString: "0\r\n\r\n")
     private static let crlf: ByteBuffer = ByteBuffer(staticString: "\r\n")
+}
+
+// MARK: drain at shutdown
+
+extension HTTP1FrontHandler: DrainableFrontConnection {
+    /// An idle keep-alive connection closes now (with `close_notify` on TLS); a request in progress
+    /// finishes with `Connection: close` (also for HTTP/1.0 clients) and the connection closes after
+    /// its response. Requests the client pipelined behind it are not started: the response told the
+    /// client to retry them on a new connection (RFC 9112 §9.3.1, §9.6). A partial head still being
+    /// received is answered the same way once complete. WebSocket tunnels are not in the drain.
+    func startDraining(_ policy: FrontDrainPolicy) {
+        guard !draining, let context else { return }
+        draining = true
+        switch state {
+        case .awaitingHead where (input?.readableBytes ?? 0) == 0:
+            closeIfIdle(context: context)
+        case .awaitingHead, .discardingBody, .proxying:
+            // A response head not yet written says `Connection: close`; one already written did not,
+            // but the connection closes after its response all the same.
+            closeAfterResponse = true
+        case .tunnel, .closed:
+            break
+        }
+    }
+
+    /// Closes once the last response is written (a slow reader may still have some of it queued);
+    /// a channel not active yet closes when it becomes active.
+    private func closeIfIdle(context: ChannelHandlerContext) {
+        guard case .awaitingHead = state, (input?.readableBytes ?? 0) == 0, context.channel.isActive else { return }
+        state = .closed
+        clientTimer?.cancel()
+        closeAfterFlush(context: context)
+    }
 }
 
 // MARK: instance connection events

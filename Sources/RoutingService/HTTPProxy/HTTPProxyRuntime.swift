@@ -83,6 +83,26 @@ public final class HTTPProxyRuntime: Sendable {
         return bound.value
     }
 
+    /// Graceful stop: tells every open client connection on every loop to finish what it has and close
+    /// (HTTP/1: idle ones at once, others after their response, which says `Connection: close`;
+    /// HTTP/2: shutdown notice, then the final GOAWAY after `policy.http2FinalGoAwayDelay`). Connections
+    /// that start later are told as they start. Returns how many were told.
+    public func drainClientConnections(_ policy: FrontDrainPolicy = .init()) -> EventLoopFuture<Int> {
+        let futures = loopContexts.values.map { bound in
+            bound.eventLoop.submit { bound.value.fronts.drainAll(policy) }
+        }
+        return EventLoopFuture.reduce(0, futures, on: eventLoopGroup.any(), +)
+    }
+
+    /// Client connections still open over all loops, WebSocket tunnels not counted.
+    public func openClientConnectionCount() async -> Int {
+        var total = 0
+        for bound in loopContexts.values {
+            total += (try? await bound.eventLoop.submit { bound.value.fronts.count }.get()) ?? 0
+        }
+        return total
+    }
+
     /// Closes the idle upstream connections on every loop (at shutdown).
     public func closeIdleConnections() -> EventLoopFuture<Void> {
         let futures = loopContexts.values.map { bound in

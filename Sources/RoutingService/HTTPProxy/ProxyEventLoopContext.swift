@@ -1,13 +1,16 @@
 import NIOCore
 
 /// What the proxy keeps per event loop: the upstream pools (one per balancer and instance), a cheap
-/// random generator and the routing snapshot cache. Only ever touched on its loop, so no locks.
+/// random generator, the routing snapshot cache and the open client connection fronts (for the drain
+/// at shutdown). Only ever touched on its loop, so no locks.
 final class ProxyEventLoopContext {
     let eventLoop: any EventLoop
     var random = SplitMix64()
     private var routesCache = RoutingTableStore<ProxyRoutes>.Cache()
     /// Indexed by `UpstreamInstance.slot`.
     private var pools: [UpstreamConnectionPool?] = []
+    /// The client connections' fronts on this loop (WebSocket tunnels leave it at their upgrade).
+    let fronts = FrontConnectionSet()
 
     /// Nil when the runtime has no metrics (tests of the proxy alone).
     let requestMetrics: RequestMetricsRecorder?

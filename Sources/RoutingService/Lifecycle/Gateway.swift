@@ -175,23 +175,42 @@ public final class Gateway: Service, Sendable {
             tasks.cancelAll()
         }
 
-        // Stop accepting first, then let what is in flight finish up to the drain deadline.
+        // Stop accepting first, tell the client connections to finish what they have (HTTP/1: close
+        // when idle, `Connection: close` on the response in progress; HTTP/2: GOAWAY), then let what
+        // is in flight finish up to the drain deadline.
         https.close(promise: nil)
         http.close(promise: nil)
-        await runtime.stopPublicPorts()
         let drain = await reloader.current.configuration.timeouts.drain
         let deadline = ContinuousClock.now.advanced(by: drain)
+        let told = (try? await proxy.drainClientConnections(Self.drainPolicy(for: drain)).get()) ?? 0
+        logger.info("Client connections told to drain", metadata: ["connections": "\(told)"])
+        await runtime.stopPublicPorts()
         let registry = runtime.registry
-        while proxy.inFlight + registry.activeTCPSessions > 0 && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
+        var clientConnections = await proxy.openClientConnectionCount()
+        while proxy.inFlight + registry.activeTCPSessions + clientConnections > 0 && ContinuousClock.now < deadline {
+            await pause(.milliseconds(50))
+            clientConnections = await proxy.openClientConnectionCount()
         }
-        if proxy.inFlight + registry.activeTCPSessions > 0 {
+        if proxy.inFlight + registry.activeTCPSessions + clientConnections > 0 {
             logger.warning("Drain deadline reached: closing what is still open", metadata: [
                 "requestsInFlight": "\(proxy.inFlight)", "l4Sessions": "\(registry.activeTCPSessions)",
+                "clientConnections": "\(clientConnections)",
             ])
         }
         try? await proxy.closeIdleConnections().get()
         logger.info("edge-router stopped")
+    }
+
+    /// HTTP/2's final GOAWAY follows the shutdown notice after a second, or half the drain time when
+    /// that is shorter, so it goes out before the deadline.
+    static func drainPolicy(for drain: Duration) -> FrontDrainPolicy {
+        FrontDrainPolicy(http2FinalGoAwayDelay: min(.seconds(1), (drain / 2).timeAmount))
+    }
+
+    /// Waits `amount` even when the task is cancelled (an in-process gateway stopped by cancelling its
+    /// task still drains; `Task.sleep` would return at once and the drain loop would spin).
+    private func pause(_ amount: TimeAmount) async {
+        try? await group.any().scheduleTask(in: amount) {}.futureResult.get()
     }
 
     /// The admin API, when a token file is configured and readable; otherwise it is not started, and the

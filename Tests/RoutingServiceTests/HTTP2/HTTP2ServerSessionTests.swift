@@ -2,7 +2,7 @@ import NIOCore
 import Testing
 @testable import RoutingService
 
-/// The nghttp2 session wrapper on bytes alone: preface handling and GOAWAY on garbage.
+/// The nghttp2 session wrapper on bytes alone: preface handling, GOAWAY on garbage, graceful shutdown.
 @Suite struct HTTP2ServerSessionTests {
     private final class Recorder: HTTP2ServerSessionDelegate {
         var heads: [Int32] = []
@@ -70,6 +70,67 @@ import Testing
         try session.receive(input)
         let output = try #require(try session.takeOutput(limit: 65_536))
         #expect(frameTypes(output).contains(7))
+        #expect(session.isFinished)
+    }
+
+    /// A GET on `stream` as one HEADERS frame (END_STREAM | END_HEADERS), HPACK as in the
+    /// integration tests: indexed `:method GET` and `:scheme https`, literal `:path` and `:authority`.
+    private func get(stream: UInt32) -> ByteBuffer {
+        let block: [UInt8] = [0x82, 0x87, 0x04, 0x01, UInt8(ascii: "/"), 0x01, 0x06] + Array("a.test".utf8)
+        var frame = ByteBuffer()
+        frame.writeInteger(UInt16(0))
+        frame.writeInteger(UInt8(block.count))
+        frame.writeInteger(UInt8(0x1))
+        frame.writeInteger(UInt8(0x5))
+        frame.writeInteger(stream)
+        frame.writeBytes(block)
+        return frame
+    }
+
+    /// The last-stream-id of each GOAWAY in `output`.
+    private func goAwayLastStreamIDs(_ output: ByteBuffer) -> [UInt32] {
+        var bytes = output
+        var ids: [UInt32] = []
+        while bytes.readableBytes >= 9 {
+            let length = Int(bytes.getInteger(at: bytes.readerIndex, as: UInt16.self)!) << 8
+                | Int(bytes.getInteger(at: bytes.readerIndex + 2, as: UInt8.self)!)
+            if bytes.getInteger(at: bytes.readerIndex + 3, as: UInt8.self) == 7 {
+                ids.append(bytes.getInteger(at: bytes.readerIndex + 9, as: UInt32.self)! & 0x7FFF_FFFF)
+            }
+            bytes.moveReaderIndex(forwardBy: min(bytes.readableBytes, 9 + length))
+        }
+        return ids
+    }
+
+    @Test func gracefulShutdownNoticeThenFinalGoAwayThenFinishedWhenTheStreamsAreDone() throws {
+        let recorder = Recorder()
+        let session = try HTTP2ServerSession(delegate: recorder, allocator: ByteBufferAllocator())
+        _ = try session.takeOutput(limit: 65_536)
+        var input = Self.preface
+        input.writeBytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  // empty SETTINGS
+        input.writeImmutableBuffer(get(stream: 1))
+        try session.receive(input)
+        #expect(recorder.heads == [1])
+
+        try session.submitShutdownNotice()
+        #expect(goAwayLastStreamIDs(try #require(try session.takeOutput(limit: 65_536))) == [0x7FFF_FFFF])
+        #expect(!session.isFinished)
+        // A stream the client opened before it saw the notice is still served.
+        try session.receive(get(stream: 3))
+        #expect(recorder.heads == [1, 3])
+
+        try session.submitFinalGoAway()
+        #expect(goAwayLastStreamIDs(try #require(try session.takeOutput(limit: 65_536))) == [3])
+        // Past the final GOAWAY's last stream: ignored.
+        try session.receive(get(stream: 5))
+        #expect(recorder.heads == [1, 3])
+        #expect(!session.isFinished, "streams 1 and 3 are still open")
+
+        try session.submitResponse(streamID: 1, head: HTTP2ResponseHead(status: 204), hasBody: false)
+        _ = try session.takeOutput(limit: 65_536)
+        #expect(!session.isFinished, "stream 3 is still open")
+        try session.submitResponse(streamID: 3, head: HTTP2ResponseHead(status: 204), hasBody: false)
+        _ = try session.takeOutput(limit: 65_536)
         #expect(session.isFinished)
     }
 }

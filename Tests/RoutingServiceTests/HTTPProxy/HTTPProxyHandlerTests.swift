@@ -259,4 +259,81 @@ final class FakeUpstreamConnector: UpstreamConnector, @unchecked Sendable {
         #expect(!upstream.isActive, "the instance connection holding a truncated body is dropped")
         #expect(runtime.inFlight == 0)
     }
+
+    // MARK: drain at shutdown
+
+    private func drain() throws -> Int {
+        let told = runtime.drainClientConnections()
+        loop.run()
+        return try told.wait()
+    }
+
+    @Test func drainClosesAnIdleKeepAliveConnectionAtOnce() throws {
+        try send("GET /a HTTP/1.1\r\nHost: secure.test\r\n\r\n")
+        let upstream = try #require(connector.channels.first?.channel)
+        _ = try written(upstream)
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"))
+        loop.run()
+        #expect(try written(client).hasSuffix("\r\n\r\nhi"))
+        #expect(client.isActive, "kept alive after its response")
+        #expect(runtime.loopContext(for: loop).fronts.count == 1)
+
+        #expect(try drain() == 1)
+        #expect(!client.isActive)
+        loop.run()
+        #expect(runtime.loopContext(for: loop).fronts.count == 0)
+    }
+
+    @Test func drainDuringARequestAnswersWithConnectionCloseAndDoesNotStartThePipelinedOne() throws {
+        try send("GET /slow HTTP/1.1\r\nHost: secure.test\r\n\r\nGET /next HTTP/1.1\r\nHost: secure.test\r\n\r\n")
+        let upstream = try #require(connector.channels.first?.channel)
+        #expect(try written(upstream).hasPrefix("GET /slow HTTP/1.1\r\n"))
+
+        #expect(try drain() == 1)
+        #expect(client.isActive, "the request in progress is not cut off")
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+        loop.run()
+        #expect(try written(client) == "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nVia: 1.1 edge-router\r\nConnection: close\r\n\r\nok")
+        #expect(!client.isActive)
+        #expect(connector.channels.count == 1, "the pipelined request was not started")
+        #expect(runtime.inFlight == 0)
+    }
+
+    @Test func drainTellsAnHTTP10KeepAliveClientToClose() throws {
+        try send("GET /old HTTP/1.0\r\nHost: secure.test\r\nConnection: keep-alive\r\n\r\n")
+        let upstream = try #require(connector.channels.first?.channel)
+        _ = try written(upstream)
+        #expect(try drain() == 1)
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+        loop.run()
+        let response = try written(client)
+        #expect(response.hasPrefix("HTTP/1.0 200 OK\r\n"))
+        #expect(response.contains("Connection: close\r\n"))
+        #expect(!response.contains("keep-alive"))
+        #expect(!client.isActive)
+    }
+
+    @Test func aHeadArrivingDuringTheDrainIsAnsweredAndTheConnectionCloses() throws {
+        try send("GET /late HTTP/1.1\r\nHost: sec")
+        #expect(try drain() == 1)
+        #expect(client.isActive, "a request being received is not idle")
+        try send("ure.test\r\n\r\n")
+        let upstream = try #require(connector.channels.first?.channel)
+        #expect(try written(upstream).hasPrefix("GET /late HTTP/1.1\r\n"))
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 204 No Content\r\n\r\n"))
+        loop.run()
+        #expect(try written(client).contains("Connection: close\r\n"))
+        #expect(!client.isActive)
+    }
+
+    @Test func aConnectionStartingAfterTheDrainBeganIsToldAtOnce() throws {
+        #expect(try drain() == 1)
+        #expect(!client.isActive, "idle from the start")
+        let late = EmbeddedChannel(loop: loop)
+        try late.pipeline.syncOperations.configureHTTPFront(mode: .tls, runtime: runtime)
+        try late.connect(to: SocketAddress(ipAddress: "192.0.2.8", port: 50001)).wait()
+        loop.run()
+        #expect(!late.isActive)
+        #expect(try drain() == 0, "told once")
+    }
 }

@@ -291,6 +291,22 @@ final class HTTP2ServerSession {
         nghttp2_session_terminate_session(session, code.rawValue)
     }
 
+    /// The first half of a graceful shutdown (RFC 9113 §6.8): GOAWAY with the largest stream id, so
+    /// the client stops opening streams while those already on their way are still served.
+    func submitShutdownNotice() throws(HTTP2SessionError) {
+        try Self.check(Int(nghttp2_submit_shutdown_notice(session)), "nghttp2_submit_shutdown_notice")
+    }
+
+    /// The second half: GOAWAY (NO_ERROR) naming the last stream passed to the delegate. Streams up to
+    /// it finish; nghttp2 ignores new ones, and once none is left the session is finished.
+    func submitFinalGoAway() throws(HTTP2SessionError) {
+        let lastStreamID = nghttp2_session_get_last_proc_stream_id(session)
+        try Self.check(
+            Int(nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), lastStreamID, HTTP2ErrorCode.noError.rawValue, nil, 0)),
+            "nghttp2_submit_goaway"
+        )
+    }
+
     // MARK: callbacks from nghttp2
 
     fileprivate func beginHeaders(streamID: Int32) {
