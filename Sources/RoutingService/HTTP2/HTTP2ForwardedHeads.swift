@@ -132,7 +132,7 @@ enum HTTP2ForwardedHeads {
         allocator: ByteBufferAllocator
     ) -> HTTP2ResponseHead {
         var response = HTTP2ResponseHead(status: head.status, allocator: allocator)
-        var previousVia: [String] = []
+        var previousVia: [Range<Int>] = []
         let keepContentLength: Bool
         switch framing {
         case .length, .none: keepContentLength = true
@@ -141,7 +141,7 @@ enum HTTP2ForwardedHeads {
         for field in head.fields {
             switch field.kind {
             case .via:
-                previousVia.append(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[field.value]), as: UTF8.self))
+                if !field.value.isEmpty { previousVia.append(field.value) }
                 continue
             case .contentLength where !keepContentLength:
                 continue
@@ -156,7 +156,13 @@ enum HTTP2ForwardedHeads {
                 value: UnsafeRawBufferPointer(rebasing: bytes[field.value])
             )
         }
-        response.append(name: "via", value: (previousVia.filter { !$0.isEmpty } + [responseVia]).joined(separator: ", "))
+        response.append(name: "via") { block in
+            for range in previousVia {
+                block.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[range]))
+                block.writeStaticString(", ")
+            }
+            block.writeString(responseVia)
+        }
         return response
     }
 

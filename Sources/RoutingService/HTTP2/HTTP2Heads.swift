@@ -42,14 +42,19 @@ struct HTTP2RequestHead {
         let nameRange = (nameStart - block.readerIndex)..<(valueStart - block.readerIndex)
         let valueRange = (valueStart - block.readerIndex)..<(block.writerIndex - block.readerIndex)
         if name.first == UInt8(ascii: ":") {
-            switch text(nameRange) {
-            case ":method":
-                method = valueRange
-                parsedMethod = HTTP2RequestHead.method(text(valueRange))
-            case ":path": path = valueRange
-            case ":authority": authority = valueRange
-            case ":scheme": scheme = valueRange
-            default: break  // `:protocol` (extended CONNECT) is not served
+            // Compared as bytes: no string per pseudo-header of every stream.
+            block.withUnsafeReadableBytes { raw in
+                if HTTP1Bytes.equalsLowercased(raw, nameRange, ":method") {
+                    method = valueRange
+                    parsedMethod = HTTP1HeadParser.method(raw, valueRange)
+                } else if HTTP1Bytes.equalsLowercased(raw, nameRange, ":path") {
+                    path = valueRange
+                } else if HTTP1Bytes.equalsLowercased(raw, nameRange, ":authority") {
+                    authority = valueRange
+                } else if HTTP1Bytes.equalsLowercased(raw, nameRange, ":scheme") {
+                    scheme = valueRange
+                }
+                // `:protocol` (extended CONNECT) is not served.
             }
             return
         }
@@ -70,20 +75,6 @@ struct HTTP2RequestHead {
     var pathText: String { path.map(text) ?? "-" }
 
     private(set) var parsedMethod = HTTP1Method.other
-
-    private static func method(_ name: String) -> HTTP1Method {
-        switch name {
-        case "GET": return .get
-        case "HEAD": return .head
-        case "POST": return .post
-        case "PUT": return .put
-        case "DELETE": return .delete
-        case "OPTIONS": return .options
-        case "TRACE": return .trace
-        case "CONNECT": return .connect
-        default: return .other
-        }
-    }
 
     /// The value of a `content-length` header, if there is exactly one valid one.
     var contentLength: Int? {
@@ -117,6 +108,15 @@ struct HTTP2ResponseHead {
         block.writeString(name)
         let middle = block.writerIndex - block.readerIndex
         block.writeString(value)
+        fields.append((start..<middle, middle..<(block.writerIndex - block.readerIndex)))
+    }
+
+    /// Appends `name` and the value `writeValue` writes straight into the block.
+    mutating func append(name: StaticString, writingValue writeValue: (inout ByteBuffer) -> Void) {
+        let start = block.writerIndex - block.readerIndex
+        block.writeStaticString(name)
+        let middle = block.writerIndex - block.readerIndex
+        writeValue(&block)
         fields.append((start..<middle, middle..<(block.writerIndex - block.readerIndex)))
     }
 

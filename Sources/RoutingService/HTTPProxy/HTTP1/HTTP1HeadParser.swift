@@ -72,7 +72,8 @@ enum HTTP1HeadParser {
 
     // MARK: pieces
 
-    private static func method(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> HTTP1Method {
+    /// The method named by `bytes[range]` (also used for HTTP/2's `:method`).
+    static func method(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> HTTP1Method {
         // Methods are case-sensitive (RFC 9110 §9.1).
         func equals(_ literal: StaticString) -> Bool {
             guard range.count == literal.utf8CodeUnitCount else { return false }
