@@ -12,27 +12,15 @@ import TestSupport
         .appendingPathComponent("Node/drain-client.js").path
 
     private func withGateway(drain: String, _ body: (GatewayUnderTest, String) async throws -> Void) async throws {
-        let authority = try TestCertificateAuthority()
-        defer { try? FileManager.default.removeItem(at: authority.directory) }
-        let leaf = try authority.issue(["drain.test"])
-        let storeDirectory = authority.directory.appendingPathComponent("store").path
-        _ = try CertificateStore(directory: storeDirectory).store(
-            chainPEM: Array(try String(contentsOfFile: leaf.chainPath, encoding: .utf8).utf8),
-            keyPEM: Array(try String(contentsOfFile: leaf.keyPath, encoding: .utf8).utf8),
-            source: .manual
-        )
+        let store = try ManualCertificateStore(names: ["drain.test"])
+        defer { store.remove() }
         let instances = try NodeInstances()
         defer { instances.stop() }
         let gateway = try await GatewayUnderTest { http, https, admin, token in
             """
-            listen:
-              https: 127.0.0.1:\(https)
-              http: 127.0.0.1:\(http)
-            admin:
-              listen: 127.0.0.1:\(admin)
-              tokenFile: \(token)
+            \(TestConfiguration.listenAndAdmin(http: http, https: https, admin: admin, token: token))
             certificates:
-              directory: \(storeDirectory)
+              directory: \(store.directory)
             timeouts:
               drain: \(drain)
               upstreamResponseHead: 20s
@@ -45,13 +33,7 @@ import TestSupport
               - { name: drain.test, service: app, port: \(instances.port), ssl: manual }
             """
         }
-        do {
-            try await body(gateway, authority.caCertificatePath)
-        } catch {
-            await gateway.stop()
-            throw error
-        }
-        await gateway.stop()
+        try await gateway.whileRunning { try await body(gateway, store.caPath) }
     }
 
     struct Run {

@@ -11,27 +11,15 @@ import TestSupport
     /// `h2.test` and `other.h2.test` on the instances, `down.h2.test` on addresses where nothing listens;
     /// one certificate covers all of them.
     private func withGateway(_ body: (GatewayUnderTest, NodeInstances, Client) async throws -> Void) async throws {
-        let authority = try TestCertificateAuthority()
-        defer { try? FileManager.default.removeItem(at: authority.directory) }
-        let leaf = try authority.issue(["h2.test", "*.h2.test"])
-        let storeDirectory = authority.directory.appendingPathComponent("store").path
-        _ = try CertificateStore(directory: storeDirectory).store(
-            chainPEM: Array(try String(contentsOfFile: leaf.chainPath, encoding: .utf8).utf8),
-            keyPEM: Array(try String(contentsOfFile: leaf.keyPath, encoding: .utf8).utf8),
-            source: .manual
-        )
+        let store = try ManualCertificateStore(names: ["h2.test", "*.h2.test"])
+        defer { store.remove() }
         let instances = try NodeInstances()
         defer { instances.stop() }
         let gateway = try await GatewayUnderTest { http, https, admin, token in
             """
-            listen:
-              https: 127.0.0.1:\(https)
-              http: 127.0.0.1:\(http)
-            admin:
-              listen: 127.0.0.1:\(admin)
-              tokenFile: \(token)
+            \(TestConfiguration.listenAndAdmin(http: http, https: https, admin: admin, token: token))
             certificates:
-              directory: \(storeDirectory)
+              directory: \(store.directory)
             timeouts:
               drain: 1s
               clientIdle: 2s
@@ -51,13 +39,7 @@ import TestSupport
               - { name: down.h2.test, service: down, port: \(instances.port), ssl: manual }
             """
         }
-        do {
-            try await body(gateway, instances, Client(port: gateway.httpsPort, caPath: authority.caCertificatePath))
-        } catch {
-            await gateway.stop()
-            throw error
-        }
-        await gateway.stop()
+        try await gateway.whileRunning { try await body(gateway, instances, Client(port: gateway.httpsPort, caPath: store.caPath)) }
     }
 
     struct Client {

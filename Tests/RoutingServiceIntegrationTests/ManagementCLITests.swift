@@ -13,12 +13,7 @@ struct ManagementCLITests {
         { ports in
             """
             # CLI test configuration: this comment must survive write-backs.
-            listen:
-              https: 127.0.0.1:\(ports.https)
-              http: 127.0.0.1:\(ports.http)
-            admin:
-              listen: 127.0.0.1:\(ports.admin)
-              tokenFile: \(ports.tokenFile)
+            \(TestConfiguration.listenAndAdmin(http: ports.http, https: ports.https, admin: ports.admin, token: ports.tokenFile))
             certificates:
               directory: \(ports.directory)/certs
             timeouts:

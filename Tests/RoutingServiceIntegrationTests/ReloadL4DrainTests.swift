@@ -24,12 +24,7 @@ struct ReloadL4DrainTests {
         let removedPort = try FreePort.find(host: "127.0.0.1")
         let gateway = try await GatewayUnderTest(options: .init(watchFile: false)) { http, https, admin, token in
             """
-            listen:
-              https: 127.0.0.1:\(https)
-              http: 127.0.0.1:\(http)
-            admin:
-              listen: 127.0.0.1:\(admin)
-              tokenFile: \(token)
+            \(TestConfiguration.listenAndAdmin(http: http, https: https, admin: admin, token: token))
             timeouts:
               drain: 1s
             services:
@@ -46,13 +41,7 @@ struct ReloadL4DrainTests {
 
             """
         }
-        do {
-            try await body(Setup(gateway: gateway, echoPort: echo.port, keptPort: keptPort, removedPort: removedPort))
-        } catch {
-            await gateway.stop()
-            throw error
-        }
-        await gateway.stop()
+        try await gateway.whileRunning { try await body(Setup(gateway: gateway, echoPort: echo.port, keptPort: keptPort, removedPort: removedPort)) }
     }
 
     /// A relayed session to the echo instance: greeted with `instance=…`, then every byte comes back.

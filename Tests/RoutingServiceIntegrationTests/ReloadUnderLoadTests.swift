@@ -20,12 +20,7 @@ struct ReloadUnderLoadTests {
             let extra = domains.sorted().map { "  - { name: \($0), service: app, port: \(port), ssl: off }" }
             return """
                 # Load test configuration (comments survive API write-backs).
-                listen:
-                  https: 127.0.0.1:\(https)
-                  http: 127.0.0.1:\(http)
-                admin:
-                  listen: 127.0.0.1:\(admin)
-                  tokenFile: \(token)
+                \(TestConfiguration.listenAndAdmin(http: http, https: https, admin: admin, token: token))
                 services:
                   - name: app
                     ports:

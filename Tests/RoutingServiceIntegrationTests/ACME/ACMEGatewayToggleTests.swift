@@ -23,12 +23,7 @@ struct ACMEGatewayToggleTests {
         }.joined(separator: "\n")
         try """
         # ACME test
-        listen:
-          https: 127.0.0.1:\(https)
-          http: 127.0.0.1:\(http)
-        admin:
-          listen: 127.0.0.1:\(admin)
-          tokenFile: \(token)
+        \(TestConfiguration.listenAndAdmin(http: http, https: https, admin: admin, token: token))
         certificates:
           directory: \(directory.appendingPathComponent("certs").path)
         acme:

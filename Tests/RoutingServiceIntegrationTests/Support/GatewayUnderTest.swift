@@ -54,6 +54,17 @@ final class GatewayUnderTest: @unchecked Sendable {
         try AtomicFile.write(Array(text.utf8), to: configPath)
     }
 
+    /// Runs `body`, then stops the gateway, also when `body` throws.
+    func whileRunning(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch {
+            await stop()
+            throw error
+        }
+        await stop()
+    }
+
     func stop() async {
         task.cancel()
         _ = try? await task.value
@@ -68,12 +79,7 @@ final class GatewayUnderTest: @unchecked Sendable {
         { http, https, admin, token in
             """
             # Reload test configuration: this comment must survive write-backs.
-            listen:
-              https: 127.0.0.1:\(https)
-              http: 127.0.0.1:\(http)
-            admin:
-              listen: 127.0.0.1:\(admin)
-              tokenFile: \(token)
+            \(TestConfiguration.listenAndAdmin(http: http, https: https, admin: admin, token: token))
             timeouts:
               drain: \(drain)
             balancers:
