@@ -6,13 +6,13 @@ import Testing
 /// must be given back to the client's connection window when those streams fail: otherwise every such
 /// stream shrinks the window for good, and a connection eventually cannot send any body at all.
 @Suite(.timeLimit(.minutes(2))) struct HTTP2FlowControlTests {
-    static let nodeDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Node")
+    static let scriptDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Node")
 
     @Test func bodiesOfStreamsWhoseInstanceNeverAnswersGiveTheConnectionWindowBack() async throws {
         let store = try ManualCertificateStore(names: ["window.test"])
         defer { store.remove() }
         let stuckPort = try FreePort.find(host: "127.0.0.5")
-        let stuck = try BackgroundProcess("python3", [Self.nodeDirectory.appendingPathComponent("stuck-listener.py").path, "127.0.0.5", String(stuckPort)])
+        let stuck = try BackgroundProcess("python3", [Self.scriptDirectory.appendingPathComponent("stuck-listener.py").path, "127.0.0.5", String(stuckPort)])
         defer { stuck.stop(grace: 1) }
         let readyBy = Date().addingTimeInterval(10)
         while !stuck.log.contains("ready") && Date() < readyBy { try await Task.sleep(for: .milliseconds(50)) }
@@ -39,7 +39,7 @@ import Testing
             // 12 streams of 60,000 bytes: 720,000 of the 1 MiB connection window, all sent while the
             // instance connections hang, so the gateway holds them until the connects time out.
             let output = try Shell.run("node", [
-                Self.nodeDirectory.appendingPathComponent("h2-window-client.js").path,
+                Self.scriptDirectory.appendingPathComponent("h2-window-client.js").path,
                 String(gateway.httpsPort), "window.test", store.caPath, "12", "60000",
             ]).output
             let result = try Curl.json(output)

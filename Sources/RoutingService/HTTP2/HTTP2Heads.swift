@@ -103,12 +103,8 @@ struct HTTP2ResponseHead {
     static let statusName = 0..<7
     static let statusValue = 7..<10
 
-    mutating func append(name: String, value: String) {
-        let start = block.writerIndex - block.readerIndex
-        block.writeString(name)
-        let middle = block.writerIndex - block.readerIndex
-        block.writeString(value)
-        fields.append((start..<middle, middle..<(block.writerIndex - block.readerIndex)))
+    mutating func append(name: StaticString, value: String) {
+        append(name: name) { $0.writeString(value) }
     }
 
     /// Appends `name` and the value `writeValue` writes straight into the block.
