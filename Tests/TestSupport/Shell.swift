@@ -41,6 +41,8 @@ public enum Shell {
 public final class BackgroundProcess: @unchecked Sendable {
     public let process: Process
     public let logPath: String
+    /// The log file is this object's own (no path was given): it goes with the process.
+    private let ownsLog: Bool
 
     public init(_ tool: String, _ arguments: [String], environment: [String: String] = [:], logPath: String? = nil) throws {
         process = Process()
@@ -49,6 +51,7 @@ public final class BackgroundProcess: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }
         process.environment = env
+        self.ownsLog = logPath == nil
         self.logPath = logPath ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("edge-router-proc-\(UUID().uuidString).log").path
         _ = FileManager.default.createFile(atPath: self.logPath, contents: nil)
@@ -75,5 +78,8 @@ public final class BackgroundProcess: @unchecked Sendable {
         process.waitUntilExit()
     }
 
-    deinit { stop(grace: 1) }
+    deinit {
+        stop(grace: 1)
+        if ownsLog { try? FileManager.default.removeItem(atPath: logPath) }
+    }
 }

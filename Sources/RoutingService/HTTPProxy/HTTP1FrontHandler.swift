@@ -429,7 +429,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         var head = input!
-        var forwarded = context.channel.allocator.buffer(capacity: request.length + 256)
+        var forwarded = Self.allocator.buffer(capacity: request.length + 256)
         head.withUnsafeReadableBytes { raw in
             let appendix = ForwardedHeadWriter.writeRequestLineAndFields(request, bytes: raw, into: &forwarded)
             guard appendix.dependsOnlyOnHost, request.framing != .chunked, !request.isWebSocketUpgrade else {
@@ -440,7 +440,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 forwarded.writeImmutableBuffer(cached.bytes)
                 return
             }
-            var bytes = context.channel.allocator.buffer(capacity: 256)
+            var bytes = Self.allocator.buffer(capacity: 256)
             ForwardedHeadWriter.writeAppendix(appendix, of: request, bytes: raw, context: forwarding, into: &bytes)
             cachedAppendix = (host, bytes)
             forwarded.writeImmutableBuffer(bytes)
@@ -744,6 +744,10 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// The channels' own allocator (NIO's default, which edge-router never replaces), without the
+    /// retains and releases that reaching it through `context.channel` costs on every request.
+    private static var allocator: ByteBufferAllocator { ByteBufferAllocator() }
+
     private static let lastChunk: ByteBuffer = ByteBuffer(staticString: "0\r\n\r\n")
     private static let crlf: ByteBuffer = ByteBuffer(staticString: "\r\n")
 }
@@ -819,7 +823,7 @@ extension HTTP1FrontHandler: UpstreamConnectionDelegate {
         exchange.responseCloseDelimited = exchange.clientMinorVersion == 0 && (framing == .chunked || framing == .untilClose)
         var bodyRoom = 0
         if case .length(let length) = framing, length <= Self.maximumCoalescedBodyBytes { bodyRoom = length }
-        var response = context.channel.allocator.buffer(capacity: bytes.readableBytes + 64 + bodyRoom)
+        var response = Self.allocator.buffer(capacity: bytes.readableBytes + 64 + bodyRoom)
         var effective = head
         effective.framing = framing
         bytes.withUnsafeReadableBytes { raw in

@@ -203,7 +203,9 @@ public final class TLSHandler: ChannelDuplexHandler {
     }
 
     private func decrypt(context: ChannelHandlerContext) {
-        var plaintext = context.channel.allocator.buffer(capacity: 0)
+        // NIO's default allocator, as the connection's ciphertext buffers use (`context.channel.allocator`
+        // costs retains per read).
+        var plaintext = ByteBufferAllocator().buffer(capacity: connection.plaintextCapacityForNextRead)
         let result = connection.read(into: &plaintext)
         if plaintext.readableBytes > 0 {
             deliveredPlaintextThisRead = true

@@ -5,12 +5,16 @@ import Testing
 
 /// Keys, JWS signatures, CSRs and TLS-ALPN-01 certificates, checked with the `openssl` CLI.
 @Suite("ACME crypto")
-struct ACMECryptoTests {
+final class ACMECryptoTests {
     let scratch: URL
 
     init() throws {
         scratch = FileManager.default.temporaryDirectory.appendingPathComponent("acme-crypto-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(at: scratch)
     }
 
     func file(_ name: String, _ bytes: [UInt8]) throws -> String {

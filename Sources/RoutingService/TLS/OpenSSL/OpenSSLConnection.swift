@@ -183,7 +183,7 @@ public final class OpenSSLConnection {
             OpenSSLError.clearErrorQueue()
             var outcome: Int32 = 1
             var readBytes = 0
-            let room = min(16 * 1024, max(waiting, 1024))
+            let room = Self.plaintextRoom(forCiphertext: waiting)
             plaintext.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { target in
                 outcome = SSL_read_ex(ssl, target.baseAddress, target.count, &readBytes)
                 return outcome == 1 ? readBytes : 0
@@ -198,6 +198,14 @@ public final class OpenSSLConnection {
                 return .failed(.draining(.readFailed))
             }
         }
+    }
+
+    /// What a buffer for the next `read(into:)` should hold: allocating that much at once spares the
+    /// reallocation a smaller buffer would need before OpenSSL can write into it.
+    public var plaintextCapacityForNextRead: Int { Self.plaintextRoom(forCiphertext: ciphertext.inboundBytes) }
+
+    private static func plaintextRoom(forCiphertext waiting: Int) -> Int {
+        min(16 * 1024, max(waiting, 1024))
     }
 
     /// Encrypts `plaintext` into records (up to 16 KiB each) waiting in the outbound ciphertext.

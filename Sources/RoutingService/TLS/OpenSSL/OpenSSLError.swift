@@ -103,7 +103,8 @@ public struct OpenSSLError: Error, Sendable, CustomStringConvertible {
 
     /// Empties the calling thread's error queue, so the next `SSL_*` result is read on its own.
     static func clearErrorQueue() {
-        ERR_clear_error()
+        // Peeking is cheaper than clearing all sixteen slots, and the queue is empty almost always.
+        if ERR_peek_error() != 0 { ERR_clear_error() }
     }
 
     private static func drainErrorQueue() -> [String] {
