@@ -38,12 +38,6 @@ public enum HTTPSListener {
         }
     }
 
-    /// NIO keeps each channel's receive buffer for the life of the connection; at NIO's default 2 KiB
-    /// first size that is 2 KiB held by every idle connection. 1 KiB fits a ClientHello without post-quantum
-    /// key shares and a usual request head; a read that fills it grows the next one (adaptive), so large
-    /// requests cost one more read, once.
-    static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536)
-
     public static func bind(host: String, port: Int, dependencies: Dependencies) async throws -> ListeningSockets {
         try await ListeningSockets.bind(group: dependencies.proxy.eventLoopGroup, host: host, port: port) { bootstrap in
             bootstrap
@@ -61,7 +55,9 @@ public enum HTTPSListener {
                         // accepted connection.
                         if let options = channel.syncOptions {
                             try options.setOption(.allowRemoteHalfClosure, value: true)
-                            try options.setOption(.recvAllocator, value: receiveBuffers)
+                            // NIO keeps a channel's first receive buffer for its whole life: make it a
+                            // placeholder, so an idle connection holds no receive buffer.
+                            try ReleasingRecvByteBufferAllocator.install(on: options)
                         } else {
                             throw ChannelError.operationUnsupported
                         }

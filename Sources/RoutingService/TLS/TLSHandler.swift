@@ -47,6 +47,25 @@ public final class TLSHandler: ChannelDuplexHandler {
         var promise: EventLoopPromise<Void>?
     }
 
+    /// The writes waiting for the handshake or a flush. Its storage is made by the first write, not with
+    /// the handler: a connection that has not written yet (an idle one) holds none, and once made it is
+    /// kept, so a keep-alive connection does not allocate it per request.
+    private struct PendingWrites {
+        private var queue: MarkedCircularBuffer<PendingWrite>?
+
+        var isEmpty: Bool { queue?.isEmpty ?? true }
+        var hasMark: Bool { queue?.hasMark ?? false }
+
+        mutating func append(_ write: PendingWrite) {
+            if queue == nil { queue = MarkedCircularBuffer(initialCapacity: 4) }
+            queue!.append(write)
+        }
+
+        mutating func mark() { queue?.mark() }
+
+        mutating func popFirst() -> PendingWrite? { queue?.popFirst() }
+    }
+
     /// Small writes are copied together up to this size so head and body share a record.
     private static let coalescingLimit = 16 * 1024
 
@@ -54,7 +73,7 @@ public final class TLSHandler: ChannelDuplexHandler {
     private let configuration: Configuration
     private let logger: Logger
     private var stateMachine = TLSHandlerStateMachine()
-    private var pendingWrites = MarkedCircularBuffer<PendingWrite>(initialCapacity: 4)
+    private var pendingWrites = PendingWrites()
     private var pendingPlaintextBytes = 0
     private var handshakeTimeout: Scheduled<Void>?
     private var closeTimeout: Scheduled<Void>?
