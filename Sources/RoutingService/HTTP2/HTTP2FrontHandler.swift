@@ -40,7 +40,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var finalGoAwayTimer: DeadlineTimer?
     /// The last proxied stream's Host and route under the snapshot that gave it: the streams of one
     /// connection ask for the same host again and again (as on HTTP/1 keep-alive connections).
-    private var lastRoute: (routes: ProxyRoutes, host: String, route: DomainRoute)?
+    private var lastRoute: RouteMemo?
 
     init(runtime: HTTPProxyRuntime, serverName: String?) {
         self.runtime = runtime
@@ -244,7 +244,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let routes = loop.routes(from: runtime.routes)
         let host = head.hostText
-        if let last = lastRoute, last.routes === routes, let host, last.host == host {
+        if let last = lastRoute, let host, last.matches(routes: routes, host: host) {
             startProxying(head, endStream: endStream, method: method, route: last.route, routes: routes, stream: stream)
             return
         }
@@ -253,7 +253,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         )
         switch disposition {
         case .proxy(let route):
-            if let host { lastRoute = (routes, host, route) }
+            if let host { lastRoute = RouteMemo(routes: routes, host: host, route: route) }
             startProxying(head, endStream: endStream, method: method, route: route, routes: routes, stream: stream)
         case .misdirected(let reason):
             stream.respondLocally(status: .misdirectedRequest, message: reason, domain: host)
@@ -282,7 +282,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         let framing = HTTP2ForwardedHeads.bodyFraming(of: head, endStream: endStream)
-        var forwarded = context!.channel.allocator.buffer(capacity: head.block.readableBytes + 320)
+        var forwarded = ByteBufferAllocator().buffer(capacity: head.block.readableBytes + 320)
         HTTP2ForwardedHeads.writeRequest(head, framing: framing, context: forwarding, into: &forwarded)
         var request = HTTP1RequestHead()
         request.method = method

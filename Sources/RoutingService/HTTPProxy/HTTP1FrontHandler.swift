@@ -369,7 +369,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 mode == .plain ? String(decoding: UnsafeRawBufferPointer(rebasing: raw[request.target]), as: UTF8.self) : ""
             )
         }
-        if mode == .tls, let last = lastRoute, last.routes === routes, let host, last.host == host {
+        if mode == .tls, let last = lastRoute, let host, last.matches(routes: routes, host: host) {
             startProxying(route: last.route, routes: routes, host: host, context: context)
             return
         }
@@ -911,19 +911,6 @@ extension HTTP1FrontHandler: UpstreamConnectionDelegate {
     }
 
     var upstreamMayRead: Bool { context?.channel.isWritable ?? true }
-}
-
-/// One object, so that keeping and reading it costs one retain rather than one per field of the route.
-private final class RouteMemo {
-    let routes: ProxyRoutes
-    let host: String
-    let route: DomainRoute
-
-    init(routes: ProxyRoutes, host: String, route: DomainRoute) {
-        self.routes = routes
-        self.host = host
-        self.route = route
-    }
 }
 
 struct UnexpectedUpgradeError: Error, CustomStringConvertible {

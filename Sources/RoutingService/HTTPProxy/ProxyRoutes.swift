@@ -22,6 +22,25 @@ public final class ProxyRoutes: Sendable {
     }
 }
 
+/// A connection's last proxied Host and its route, under the snapshot that gave it: a client asks for
+/// the same host again and again, and the answer cannot change without a new snapshot. One object, so
+/// that keeping and reading it costs one retain rather than one per field.
+final class RouteMemo {
+    let routes: ProxyRoutes
+    let host: String
+    let route: DomainRoute
+
+    init(routes: ProxyRoutes, host: String, route: DomainRoute) {
+        self.routes = routes
+        self.host = host
+        self.route = route
+    }
+
+    func matches(routes current: ProxyRoutes, host: String) -> Bool {
+        routes === current && self.host == host
+    }
+}
+
 extension Duration {
     var timeAmount: TimeAmount {
         let (seconds, attoseconds) = components

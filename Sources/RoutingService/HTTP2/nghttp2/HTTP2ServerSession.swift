@@ -62,8 +62,9 @@ final class HTTP2ServerSession {
     private let allocator: ByteBufferAllocator
     /// Owned; created in init, freed in deinit.
     private var session: OpaquePointer?
-    /// Request heads being received, by stream.
-    private var heads: [Int32: HTTP2RequestHead] = [:]
+    /// The request head being received. A header block arrives whole, with no frame of another stream
+    /// in between (RFC 9113 §4.3), so there is at most one at a time and it needs no lookup per field.
+    private var headInProgress: (streamID: Int32, head: HTTP2RequestHead)?
     /// Response bodies being sent, by stream.
     private var bodies: [Int32: OutgoingBody] = [:]
     /// Inside `nghttp2_session_mem_recv`/`mem_send`, which must not be re-entered.
@@ -193,20 +194,24 @@ final class HTTP2ServerSession {
     private func withHeaderList<Result>(
         _ head: HTTP2ResponseHead, _ body: (UnsafePointer<nghttp2_nv>, Int) -> Result
     ) -> Result {
-        var block = head.block
-        return block.withUnsafeMutableReadableBytes { raw in
-            let base = raw.bindMemory(to: UInt8.self).baseAddress!
+        head.block.withUnsafeReadableBytes { raw in
+            // nghttp2 copies names and values on submit and never writes through these pointers (its
+            // `nghttp2_nv` just has no `const`): read-only access spares a copy of the shared block.
+            let base = UnsafeMutablePointer(mutating: raw.bindMemory(to: UInt8.self).baseAddress!)
             func entry(_ name: Range<Int>, _ value: Range<Int>) -> nghttp2_nv {
-                // nghttp2 copies names and values on submit; the pointers need only last this call.
                 nghttp2_nv(
                     name: base + name.lowerBound, value: base + value.lowerBound,
                     namelen: name.count, valuelen: value.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)
                 )
             }
-            var list = [entry(HTTP2ResponseHead.statusName, HTTP2ResponseHead.statusValue)]
-            list.reserveCapacity(head.fields.count + 1)
-            for field in head.fields { list.append(entry(field.name, field.value)) }
-            return list.withUnsafeBufferPointer { body($0.baseAddress!, $0.count) }
+            // The list is needed only for this call: on the stack, not the heap.
+            return withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: head.fields.count + 1) { list in
+                list.initializeElement(at: 0, to: entry(HTTP2ResponseHead.statusName, HTTP2ResponseHead.statusValue))
+                for (index, field) in head.fields.enumerated() {
+                    list.initializeElement(at: index + 1, to: entry(field.name, field.value))
+                }
+                return body(UnsafePointer(list.baseAddress!), list.count)
+            }
         }
     }
 
@@ -310,15 +315,18 @@ final class HTTP2ServerSession {
     // MARK: callbacks from nghttp2
 
     fileprivate func beginHeaders(streamID: Int32) {
-        heads[streamID] = HTTP2RequestHead(allocator: allocator)
+        headInProgress = (streamID, HTTP2RequestHead(allocator: allocator))
     }
 
     fileprivate func header(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
-        heads[streamID]?.append(name: name, value: value)
+        // Trailer fields (no head in progress) are not kept.
+        guard headInProgress?.streamID == streamID else { return }
+        headInProgress!.head.append(name: name, value: value)
     }
 
     fileprivate func headersEnded(streamID: Int32, endStream: Bool) {
-        if let head = heads.removeValue(forKey: streamID) {
+        if let (headStreamID, head) = headInProgress, headStreamID == streamID {
+            headInProgress = nil
             delegate.http2RequestHeadReceived(streamID: streamID, head: head, endStream: endStream)
         } else if endStream {
             // Trailers: their fields are not forwarded (HTTP/1.1 instances get a plain end).
@@ -333,7 +341,7 @@ final class HTTP2ServerSession {
     }
 
     fileprivate func streamClosed(streamID: Int32, errorCode: UInt32) {
-        heads[streamID] = nil
+        if headInProgress?.streamID == streamID { headInProgress = nil }
         bodies[streamID] = nil
         delegate.http2StreamClosed(streamID: streamID, errorCode: errorCode)
     }
