@@ -13,16 +13,13 @@ public final class GatewayMetrics: Sendable {
     /// Handshake counters by (version, resumed): a handful of label sets, made once each, because making
     /// a counter per handshake costs a registry lock and label strings on every new connection.
     private let handshakeCounters = Mutex<[HandshakeCounterKey: Metrics.Counter]>([:])
+    /// Requests and upstream latencies: recorded on every request, so kept per event loop (see
+    /// `LoopLocalRequestMetrics`) and not in the registry.
+    private let requestMetrics = LoopLocalRequestMetrics()
 
     public init() {
         registry = PrometheusCollectorRegistry()
-        var factory = PrometheusMetricsFactory(registry: registry)
-        factory.durationHistogramBuckets[Names.upstreamLatency] = [
-            .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
-            .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
-            .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30),
-        ]
-        self.factory = factory
+        factory = PrometheusMetricsFactory(registry: registry)
     }
 
     public enum Names {
@@ -41,14 +38,15 @@ public final class GatewayMetrics: Sendable {
 
     // MARK: Events (counters and histograms)
 
-    /// One finished HTTP request. Callers on the request path keep the counters they get here
-    /// (`requestCounter`) per event loop rather than asking for them per request.
-    public func requestCounter(domain: String, status: Int) -> Metrics.Counter {
-        Metrics.Counter(label: Names.requests, dimensions: [("domain", domain), ("status", String(status))], factory: factory)
+    /// A slot counting one domain's requests that ended with `status`, for the calling event loop,
+    /// which keeps it (`RequestMetricsRecorder`): requests are counted per loop and summed when scraped.
+    func requestCountSlot(domain: String, status: Int) -> RequestCountSlot {
+        requestMetrics.requestCountSlot(domain: domain, status: status)
     }
 
-    public func upstreamLatencyTimer(domain: String) -> Metrics.Timer {
-        Metrics.Timer(label: Names.upstreamLatency, dimensions: [("domain", domain)], factory: factory)
+    /// A slot for one domain's upstream latencies, for the calling event loop, which keeps it.
+    func latencySlot(domain: String) -> LatencySlot {
+        requestMetrics.latencySlot(domain: domain)
     }
 
 
@@ -70,7 +68,7 @@ public final class GatewayMetrics: Sendable {
     /// The Prometheus text exposition.
     public func render() -> String {
         for collector in collectors.withLock({ $0 }) { collector(self) }
-        return registry.emitToString()
+        return registry.emitToString() + requestMetrics.render(requestsName: Names.requests, latencyName: Names.upstreamLatency)
     }
 }
 
