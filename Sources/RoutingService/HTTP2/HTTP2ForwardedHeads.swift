@@ -18,6 +18,11 @@ enum HTTP2ForwardedHeads {
     static let requestVia = "2 edge-router"
     /// The response came from the instance over HTTP/1.1.
     static let responseVia = "1.1 edge-router"
+    /// The name of the Host line, as bytes (a static string's bytes live as long as the program).
+    private static var hostName: UnsafeRawBufferPointer {
+        let name: StaticString = "Host"
+        return UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount)
+    }
 
     static func bodyFraming(of head: HTTP2RequestHead, endStream: Bool) -> HTTP2RequestBodyFraming {
         if endStream { return .none }
@@ -41,6 +46,24 @@ enum HTTP2ForwardedHeads {
         let hostRange = head.authority ?? head.host
         head.block.withUnsafeReadableBytes { raw in
             func write(_ range: Range<Int>) { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[range])) }
+            /// `name: value\r\n` in one write (four writes would check capacity and uniqueness four times).
+            func writeField(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: name.count + value.count + 4) { target in
+                    var at = 0
+                    func put(_ bytes: UnsafeRawBufferPointer) {
+                        UnsafeMutableRawBufferPointer(rebasing: target[at..<(at + bytes.count)]).copyMemory(from: bytes)
+                        at += bytes.count
+                    }
+                    put(name)
+                    target[at] = UInt8(ascii: ":")
+                    target[at + 1] = UInt8(ascii: " ")
+                    at += 2
+                    put(value)
+                    target[at] = UInt8(ascii: "\r")
+                    target[at + 1] = UInt8(ascii: "\n")
+                    return at + 2
+                }
+            }
             func writeList(_ values: [Range<Int>]) {
                 for value in values where !value.isEmpty {
                     write(value)
@@ -52,9 +75,7 @@ enum HTTP2ForwardedHeads {
             if let path = head.path { write(path) } else { buffer.writeStaticString("/") }
             buffer.writeStaticString(" HTTP/1.1\r\n")
             if let hostRange {
-                buffer.writeStaticString("Host: ")
-                write(hostRange)
-                buffer.writeStaticString("\r\n")
+                writeField(Self.hostName, UnsafeRawBufferPointer(rebasing: raw[hostRange]))
             }
             for field in head.fields {
                 if field.isCookie {
@@ -71,10 +92,7 @@ enum HTTP2ForwardedHeads {
                      .connectionNominated:
                     break  // connection-specific: not in HTTP/2 (nghttp2 refuses them), never forwarded
                 case .other:
-                    write(field.name)
-                    buffer.writeStaticString(": ")
-                    write(field.value)
-                    buffer.writeStaticString("\r\n")
+                    writeField(UnsafeRawBufferPointer(rebasing: raw[field.name]), UnsafeRawBufferPointer(rebasing: raw[field.value]))
                 }
             }
             if !cookies.isEmpty {

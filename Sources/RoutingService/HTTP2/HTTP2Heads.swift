@@ -97,7 +97,11 @@ struct HTTP2ResponseHead {
         self.status = status
         block = allocator.buffer(capacity: 256)
         block.writeStaticString(":status")
-        block.writeString(String(status))
+        // Three digits, written as bytes (no String per response).
+        block.writeMultipleIntegers(
+            UInt8(ascii: "0") + UInt8(status / 100), UInt8(ascii: "0") + UInt8(status / 10 % 10),
+            UInt8(ascii: "0") + UInt8(status % 10)
+        )
     }
 
     static let statusName = 0..<7
@@ -119,8 +123,12 @@ struct HTTP2ResponseHead {
     /// Appends a name lower-cased and a value as they are, from an HTTP/1 head's bytes.
     mutating func append(lowercasing name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         let start = block.writerIndex - block.readerIndex
-        for byte in name {
-            block.writeInteger((byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) ? byte | 0x20 : byte)
+        // One write for the whole name (a write per byte checked capacity and uniqueness per byte).
+        block.writeWithUnsafeMutableBytes(minimumWritableBytes: name.count) { target in
+            for (index, byte) in name.enumerated() {
+                target[index] = (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) ? byte | 0x20 : byte
+            }
+            return name.count
         }
         let middle = block.writerIndex - block.readerIndex
         block.writeBytes(value)
