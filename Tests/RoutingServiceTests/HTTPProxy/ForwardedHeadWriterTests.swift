@@ -175,4 +175,17 @@ private func forwardResponse(_ text: String, requestIsHead: Bool = false, client
         #expect(written.values("connection") == ["Upgrade"])
         #expect(written.values("via") == ["1.1 edge-router"])
     }
+
+    @Test(arguments: [
+        ("example.com", "example.com"),
+        ("example.com:8443", "\"example.com:8443\""),
+        ("a\"b\\c", "\"a\\\"b\\\\c\""),
+        ("", "\"\""),
+    ])
+    func forwardedValuesAreTokensOrQuotedStringsWithEscapes(value: String, expected: String) {
+        var buffer = ByteBuffer(string: ">")
+        Array(value.utf8).withUnsafeBytes { ForwardedHeadWriter.writeForwardedValue($0, into: &buffer) }
+        buffer.writeStaticString("<")
+        #expect(String(buffer: buffer) == ">" + expected + "<")
+    }
 }

@@ -250,11 +250,22 @@ enum ForwardedHeadWriter {
             buffer.writeBytes(value)
             return
         }
-        buffer.writeInteger(UInt8(ascii: "\""))
-        for byte in value {
-            if byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "\"") { buffer.writeInteger(UInt8(ascii: "\\")) }
-            buffer.writeInteger(byte)
+        // One write for the quoted string (at most every byte escaped, plus the quotes): a write per byte
+        // checked capacity and uniqueness per byte.
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 2 * value.count + 2) { target in
+            var at = 0
+            target[at] = UInt8(ascii: "\"")
+            at += 1
+            for byte in value {
+                if byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "\"") {
+                    target[at] = UInt8(ascii: "\\")
+                    at += 1
+                }
+                target[at] = byte
+                at += 1
+            }
+            target[at] = UInt8(ascii: "\"")
+            return at + 1
         }
-        buffer.writeInteger(UInt8(ascii: "\""))
     }
 }
