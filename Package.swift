@@ -48,7 +48,8 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             // Release builds skip the dynamic exclusivity checks (swift_beginAccess, ~2 % of the request
-            // path by the profile); debug builds and tests keep them.
+            // path by the profile); debug builds and tests keep them. scripts/build-release.sh, which every
+            // script uses for the release binary, passes the same flag to every module (SwiftNIO's too).
             swiftSettings: strictSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
         .executableTarget(

@@ -24,10 +24,11 @@ done
 
 cd "$root"
 if ((build)); then
-    echo "# building: swift build -c release --product edge-router" >&2
-    swift build -c release --product edge-router >&2
+    echo "# building: scripts/build-release.sh" >&2
+    binary="$(scripts/build-release.sh)"
+else
+    binary="$(swift build -c release --show-bin-path)/edge-router"
 fi
-binary="$(swift build -c release --show-bin-path)/edge-router"
 if [[ ! -x "$binary" ]]; then
     echo "error: $binary missing (run without --no-build)" >&2
     exit 1

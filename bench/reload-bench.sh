@@ -10,10 +10,7 @@
 # Needs: swift, python3, node, wrk, curl. Binds only loopback; stops what it starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${BIN:-.build/release/edge-router}
-if [[ ! -x "$BIN" ]]; then
-  swift build -c release --product edge-router
-fi
+BIN=${BIN:-$(scripts/build-release.sh)}
 exec python3 bench/reload_bench.py --binary "$BIN" \
   --domains "${DOMAINS:-10000}" --services "${SERVICES:-1000}" \
   --reloads "${RELOADS:-30}" --wrk-seconds "${WRK_SECONDS:-15}" --connections "${CONNECTIONS:-32}" \

@@ -15,8 +15,7 @@ scripts/install-deps.sh --bench
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 echo "Building edge-router (release)…"
-swift build -c release --product edge-router
-binary="$(swift build -c release --show-bin-path)/edge-router"
+binary="$(scripts/build-release.sh)"
 
 certs=$(mktemp -d -t edge-router-bench-certs-XXXXXX)
 trap 'rm -rf "$certs"' EXIT

@@ -6,8 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
 echo "Building edge-router (release)…"
-swift build -c release --product edge-router
-binary="$(swift build -c release --show-bin-path)/edge-router"
+binary="$(scripts/build-release.sh)"
 
 mkdir -p run
 scripts/dev-certs.sh run app.demo.test '*.demo.test' >/dev/null

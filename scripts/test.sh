@@ -11,8 +11,8 @@ swift test --skip-build --no-parallel "$@"
 # The end-to-end suites once more against the release binary: optimisation changes object lifetimes
 # around OpenSSL calls, and only a release build shows such a bug.
 if [[ $# -eq 0 ]]; then
-    swift build -c release --product edge-router
-    EDGE_ROUTER_BINARY="$(swift build -c release --show-bin-path)/edge-router" \
+    binary="$(scripts/build-release.sh)"
+    EDGE_ROUTER_BINARY="$binary" \
         swift test --skip-build --no-parallel \
         --filter "GatewayEndToEndTests|ACMEGatewayToggleTests|CheckCommandTests|CertsCommandTests"
 fi
