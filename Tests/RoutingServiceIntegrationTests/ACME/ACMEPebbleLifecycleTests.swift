@@ -83,6 +83,11 @@ struct ACMEPebbleLifecycleTests {
             #expect(await eventually(timeout: .seconds(25)) { (manager.state(for: name)?.consecutiveFailures ?? 0) >= 3 })
             let failed = try #require(manager.state(for: name))
             #expect(failed.status == .failed || failed.status == .renewing)
+            // The certificate held while the orders fail. Usually the first one; but Pebble reuses a valid
+            // authorization in 1 % of new orders even with PEBBLE_AUTHZREUSE=0 (its test is
+            // `rand.Intn(100) > percent`), so one renewal may have succeeded without a challenge before
+            // the failures began.
+            let heldSerial = try #require(failed.serialNumber)
             let reason = try #require(failed.lastError)
             #expect(reason.contains("http-01") && reason.contains("tls-alpn-01"), "\(reason)")
             #expect(reason.lowercased().contains("connect"), "the reason names the connection failure: \(reason)")
@@ -92,13 +97,13 @@ struct ACMEPebbleLifecycleTests {
             // The previous certificate keeps serving meanwhile.
             let during = try ServedCertificate.fetch(port: servingPort, serverName: name, rootPath: pebble.issuingRootPath)
             #expect(during.verified, "\(during.output)")
-            #expect(during.serial?.uppercased() == oldSerial.uppercased())
+            #expect(during.serial?.uppercased() == heldSerial.uppercased())
 
             // Fixed: the listeners are back where Pebble validates.
             try await gateway.bindPlain(port: httpPort)
             try await gateway.bindTLS(port: tlsPort)
             #expect(await eventually(timeout: .seconds(20)) {
-                manager.state(for: name)?.status == .active && manager.state(for: name)?.serialNumber != oldSerial
+                manager.state(for: name)?.status == .active && manager.state(for: name)?.serialNumber != heldSerial
             }, "\(String(describing: manager.state(for: name)))")
             let recovered = try #require(manager.state(for: name))
             #expect(recovered.lastError == nil && recovered.nextRetry == nil && recovered.consecutiveFailures == 0)
