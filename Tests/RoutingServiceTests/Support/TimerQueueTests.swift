@@ -6,6 +6,14 @@ import Testing
 @testable import RoutingService
 
 @Suite struct TimerQueueTests {
+    private struct TimersDidNotFire: Error {}
+
+    /// Keeps a real-loop test's fixture alive past its timers (which hold it unowned), even when a
+    /// broken queue fires them late or out of order.
+    private static func keep(_ fixture: Fixture, on loop: any EventLoop) {
+        loop.assumeIsolated().scheduleTask(in: .seconds(6)) { withExtendedLifetime(fixture) {} }
+    }
+
     /// Timers on one queue that write their name to a log when they fire.
     private final class Fixture {
         let queue: TimerQueue
@@ -188,15 +196,15 @@ import Testing
         let loop = group.next()
         let order = try await loop.flatSubmit { () -> EventLoopFuture<[String]> in
             let done = loop.makePromise(of: [String].self)
+            loop.scheduleTask(in: .seconds(5)) { done.fail(TimersDidNotFire()) }
             let fixture = Fixture(loop: loop)
+            Self.keep(fixture, on: loop)
             fixture.timer("moved").arm(in: .milliseconds(20))
             fixture.timer("moved").arm(in: .milliseconds(150))
             fixture.timer("middle").arm(in: .milliseconds(100))
             fixture.timer("first").arm(in: .milliseconds(50))
-            // The closure keeps the fixture alive until the last timer fired, then lets it go.
-            fixture.onFire["moved"] = {
+            fixture.onFire["moved"] = { [unowned fixture] in
                 done.succeed(fixture.log)
-                fixture.onFire = [:]
             }
             Thread.sleep(forTimeInterval: 0.3)  // the loop is busy past all three deadlines
             return done.futureResult
@@ -213,7 +221,9 @@ import Testing
         let started = NIODeadline.now()
         let firings = try await loop.flatSubmit { () -> EventLoopFuture<[String: NIODeadline]> in
             let done = loop.makePromise(of: [String: NIODeadline].self)
+            loop.scheduleTask(in: .seconds(5)) { done.fail(TimersDidNotFire()) }
             let fixture = Fixture(loop: loop)
+            Self.keep(fixture, on: loop)
             var at: [String: NIODeadline] = [:]
             fixture.timer("late").arm(in: .milliseconds(400))
             fixture.timer("early").arm(in: .milliseconds(100))
@@ -221,7 +231,6 @@ import Testing
             fixture.onFire["late"] = {
                 at["late"] = .now()
                 done.succeed(at)
-                fixture.onFire = [:]
             }
             return done.futureResult
         }.get()
@@ -229,6 +238,35 @@ import Testing
         let late = try #require(firings["late"]) - started
         #expect(early >= .milliseconds(100) && early < .milliseconds(300))
         #expect(late >= .milliseconds(400) && late < .milliseconds(700))
+        try await group.shutdownGracefully()
+    }
+
+    /// A timer whose action re-arms it for a deadline already past runs again in a later firing, after
+    /// the other timers that were due with it (not over and over within one firing).
+    @Test func aTimerReArmedForThePastByItsActionRunsAfterTheOthersDue() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let order = try await loop.flatSubmit { () -> EventLoopFuture<[String]> in
+            let done = loop.makePromise(of: [String].self)
+            loop.scheduleTask(in: .seconds(5)) { done.fail(TimersDidNotFire()) }
+            let fixture = Fixture(loop: loop)
+            Self.keep(fixture, on: loop)
+            let past = loop.now
+            var again = 3
+            fixture.timer("a").arm(in: .milliseconds(20))
+            fixture.timer("b").arm(in: .milliseconds(50))
+            fixture.onFire["a"] = { [unowned fixture] in
+                guard again > 0 else {
+                    done.succeed(fixture.log)
+                        return
+                }
+                again -= 1
+                fixture.timer("a").arm(at: past)
+            }
+            Thread.sleep(forTimeInterval: 0.1)  // both due in the first firing
+            return done.futureResult
+        }.get()
+        #expect(order == ["a", "b", "a", "a", "a"])
         try await group.shutdownGracefully()
     }
 }
