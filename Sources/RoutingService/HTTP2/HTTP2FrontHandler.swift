@@ -77,8 +77,8 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.context = context
         loop = runtime.loopContext(for: context.eventLoop)
         forwarding.clientAddress = context.channel.remoteAddress?.ipAddress
-        idleTimer = DeadlineTimer(eventLoop: context.eventLoop) { [unowned self] in self.idleTimedOut() }
-        responseHeadTimer = DeadlineTimer(eventLoop: context.eventLoop) { [unowned self] in self.responseHeadDeadlinePassed() }
+        idleTimer = DeadlineTimer(queue: loop.timers) { [unowned self] in self.idleTimedOut() }
+        responseHeadTimer = DeadlineTimer(queue: loop.timers) { [unowned self] in self.responseHeadDeadlinePassed() }
         do {
             session = try HTTP2ServerSession(delegate: self, allocator: context.channel.allocator)
         } catch {
@@ -345,7 +345,7 @@ extension HTTP2FrontHandler: DrainableFrontConnection {
         } catch {
             runtime.logger.debug("HTTP/2 shutdown notice refused", metadata: ["error": "\(error)"])
         }
-        let timer = DeadlineTimer(eventLoop: context.eventLoop) { [unowned self] in self.sendFinalGoAway() }
+        let timer = DeadlineTimer(queue: loop.timers) { [unowned self] in self.sendFinalGoAway() }
         finalGoAwayTimer = timer
         timer.arm(in: policy.http2FinalGoAwayDelay)
         sendOutput()

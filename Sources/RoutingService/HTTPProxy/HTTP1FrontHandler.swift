@@ -84,7 +84,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         loop = runtime.loopContext(for: context.eventLoop)
-        clientTimer = DeadlineTimer(eventLoop: context.eventLoop) { [unowned context] in context.close(promise: nil) }
+        clientTimer = DeadlineTimer(queue: loop.timers) { [unowned context] in context.close(promise: nil) }
         if context.channel.isActive { connectionStarted(context: context) }
         loop.fronts.insert(self)
     }
@@ -504,7 +504,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard !exchange.responseHeadReceived, let context else { return }
         if responseHeadTimer == nil {
             // Made on first use: a connection that never proxies (idle, local answers) does without.
-            responseHeadTimer = DeadlineTimer(eventLoop: context.eventLoop) { [unowned self] in
+            responseHeadTimer = DeadlineTimer(queue: loop.timers) { [unowned self] in
                 self.responseHeadTimedOut()
             }
         }

@@ -1,10 +1,14 @@
 import NIOCore
 
 /// What the proxy keeps per event loop: the upstream pools (one per balancer and instance), a cheap
-/// random generator, the routing snapshot cache and the open client connection fronts (for the drain
-/// at shutdown). Only ever touched on its loop, so no locks.
+/// random generator, the routing snapshot cache, the open client connection fronts (for the drain
+/// at shutdown) and the loop's timer queue (every connection timeout on the loop). Only ever touched
+/// on its loop, so no locks.
 final class ProxyEventLoopContext {
     let eventLoop: any EventLoop
+    /// The client and upstream connections' timeouts on this loop (TLS handshake, header, idle,
+    /// response head, pooled connections' idle).
+    let timers: TimerQueue
     var random = SplitMix64()
     private var routesCache = RoutingTableStore<ProxyRoutes>.Cache()
     /// Indexed by `UpstreamInstance.slot`.
@@ -17,6 +21,7 @@ final class ProxyEventLoopContext {
 
     init(eventLoop: any EventLoop, metrics: GatewayMetrics? = nil) {
         self.eventLoop = eventLoop
+        self.timers = TimerQueue(eventLoop: eventLoop)
         self.requestMetrics = metrics.map(RequestMetricsRecorder.init)
     }
 
@@ -29,7 +34,7 @@ final class ProxyEventLoopContext {
         let slot = instance.slot
         if slot < pools.count, let pool = pools[slot] { return pool }
         if slot >= pools.count { pools.append(contentsOf: repeatElement(nil, count: slot + 1 - pools.count)) }
-        let pool = UpstreamConnectionPool(instance: instance, eventLoop: eventLoop)
+        let pool = UpstreamConnectionPool(instance: instance, timers: timers)
         pools[slot] = pool
         return pool
     }

@@ -47,12 +47,9 @@ final class UpstreamConnection {
     /// cleared whenever the connection changes hands or closes, which ends the cycle.
     var delegate: (any UpstreamConnectionDelegate)?
     private(set) var isClosed = false
-    /// Closes the connection once it has idled in its pool too long (armed by the pool on release).
-    private(set) lazy var idleTimer: DeadlineTimer = {
-        hasIdleTimer = true
-        return DeadlineTimer(eventLoop: channel.eventLoop) { [unowned self] in self.close() }
-    }()
-    private var hasIdleTimer = false
+    /// Closes the connection once it has idled in its pool too long (armed by the pool on release,
+    /// made then: a connection that is never pooled does without).
+    private var idleTimer: DeadlineTimer?
     /// Cleared when the handler leaves the (closed) channel's pipeline.
     fileprivate var handler: UpstreamResponseHandler?
 
@@ -62,7 +59,19 @@ final class UpstreamConnection {
     }
 
     deinit {
-        if hasIdleTimer { idleTimer.cancel() }
+        idleTimer?.cancel()
+    }
+
+    /// Closes the connection after `timeout` unless leased again first (`disarmIdleTimer()`).
+    func armIdleTimer(in timeout: TimeAmount, on timers: TimerQueue) {
+        if idleTimer == nil {
+            idleTimer = DeadlineTimer(queue: timers) { [unowned self] in self.close() }
+        }
+        idleTimer?.arm(in: timeout)
+    }
+
+    func disarmIdleTimer() {
+        idleTimer?.disarm()
     }
 
     static func attach(to channel: any Channel, instance: UpstreamInstance) throws -> UpstreamConnection {
@@ -101,7 +110,7 @@ final class UpstreamConnection {
     func close() {
         guard !isClosed else { return }
         isClosed = true
-        idleTimer.cancel()
+        idleTimer?.cancel()
         delegate = nil
         channel.close(promise: nil)
     }
@@ -109,7 +118,7 @@ final class UpstreamConnection {
     fileprivate func closed(error: (any Error)?) {
         let wasClosed = isClosed
         isClosed = true
-        idleTimer.cancel()
+        idleTimer?.cancel()
         if !wasClosed || error != nil { delegate?.upstreamClosed(self, error: error) }
         delegate = nil
     }

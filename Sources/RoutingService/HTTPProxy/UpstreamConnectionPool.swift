@@ -6,12 +6,15 @@ import NIOCore
 final class UpstreamConnectionPool: UpstreamConnectionDelegate {
     let instance: UpstreamInstance
     let eventLoop: any EventLoop
+    /// The loop's timer queue, where idle connections' timeouts wait.
+    let timers: TimerQueue
     private var idle: [UpstreamConnection] = []
     static let maximumIdle = 256
 
-    init(instance: UpstreamInstance, eventLoop: any EventLoop) {
+    init(instance: UpstreamInstance, timers: TimerQueue) {
         self.instance = instance
-        self.eventLoop = eventLoop
+        self.eventLoop = timers.eventLoop
+        self.timers = timers
     }
 
     var idleCount: Int { idle.count }
@@ -19,7 +22,7 @@ final class UpstreamConnectionPool: UpstreamConnectionDelegate {
     /// An open idle connection, or nil when a new one must be made.
     func leaseIdle() -> UpstreamConnection? {
         while let connection = idle.popLast() {
-            connection.idleTimer.disarm()
+            connection.disarmIdleTimer()
             if !connection.isClosed && connection.channel.isActive {
                 connection.delegate = nil
                 return connection
@@ -78,7 +81,7 @@ final class UpstreamConnectionPool: UpstreamConnectionDelegate {
             return
         }
         connection.delegate = self
-        connection.idleTimer.arm(in: idleTimeout)
+        connection.armIdleTimer(in: idleTimeout, on: timers)
         idle.append(connection)
         // A read held back while the client was slow must resume, or a close would go unnoticed.
         connection.resumeReading()

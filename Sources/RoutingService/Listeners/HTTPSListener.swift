@@ -93,6 +93,7 @@ public enum HTTPSListener {
         try pipeline.addTLSServerHandler(
             front: dependencies.front,
             configuration: dependencies.tls,
+            timers: dependencies.proxy.loopContext(for: pipeline.eventLoop).timers,
             logger: dependencies.logger
         )
         try pipeline.configureHTTPFront(mode: .tls, runtime: dependencies.proxy)

@@ -1,75 +1,72 @@
 import NIOCore
 
 /// A timeout whose deadline moves on every request but almost never fires (header, idle and
-/// response-head timeouts, pooled connections' idle timeout).
+/// response-head timeouts, pooled connections' idle timeout, the TLS handshake timeout).
 ///
-/// Moving the deadline only stores it: a scheduled task exists at most once, and when it runs before
-/// the current deadline it re-arms itself for it. So a request costs a clock read instead of a
-/// `scheduleTask` and a `cancel` (a timer-heap insert and removal and a closure allocation each).
-/// Loop-bound: every call, and the action, run on `eventLoop`.
+/// It lives in its event loop's `TimerQueue`: arming it costs no NIO scheduled task. Moving the
+/// deadline later only stores it (the queue finds the move when the old deadline comes up), so a
+/// request costs a clock read; an earlier deadline or a first arm is a heap insert.
+/// Loop-bound: every call, and the action, run on the queue's event loop.
 final class DeadlineTimer {
-    private let eventLoop: any EventLoop
+    let queue: TimerQueue
     private let action: () -> Void
     /// When the action runs; nil while disarmed.
-    private var deadline: NIODeadline?
-    private var scheduled: Scheduled<Void>?
-    private var scheduledFor = NIODeadline.distantFuture
+    private(set) var deadline: NIODeadline?
+    /// The queue's: this timer's slot in its heap, or `TimerQueue.notQueued`.
+    var heapIndex = TimerQueue.notQueued
+    /// The queue's: taken off the heap as due by the firing in progress; cleared by any arm, disarm or
+    /// cancel before the action's turn, which then does not run.
+    var isDue = false
 
     /// - Parameter action: runs once the deadline passes while armed. It must not hold its owner
-    ///   strongly (`[unowned self]`), or owner and timer keep each other alive until `cancel()`; and
-    ///   the owner must `cancel()` when it goes away (the pending task outlives it otherwise).
-    init(eventLoop: any EventLoop, action: @escaping () -> Void) {
-        self.eventLoop = eventLoop
+    ///   strongly (`[unowned self]`): the queue holds an armed timer, and so its action, until the
+    ///   deadline. The owner must `cancel()` when it goes away, or the action would run without it.
+    init(queue: TimerQueue, action: @escaping () -> Void) {
+        self.queue = queue
         self.action = action
+    }
+
+    /// A timer with a queue of its own, for owners that have no loop's queue at hand (client-side TLS,
+    /// tests): it works the same but pays a queue and its NIO callback per timer.
+    convenience init(eventLoop: any EventLoop, action: @escaping () -> Void) {
+        self.init(queue: TimerQueue(eventLoop: eventLoop), action: action)
     }
 
     var isArmed: Bool { deadline != nil }
 
     func arm(in timeout: TimeAmount) {
-        arm(at: eventLoop.now + timeout)
+        arm(at: queue.eventLoop.now + timeout)
     }
 
     func arm(at deadline: NIODeadline) {
         self.deadline = deadline
-        // A pending task at or before the deadline will re-arm itself; only an earlier deadline reschedules.
-        if scheduled == nil || deadline < scheduledFor {
-            schedule(at: deadline)
+        isDue = false
+        // An entry at or before the deadline will be moved to it when it comes up; only an earlier
+        // deadline (or none queued) touches the heap.
+        if heapIndex == TimerQueue.notQueued || deadline < queue.queuedDeadline(of: self) {
+            queue.enqueue(self, at: deadline)
         }
     }
 
-    /// The action will not run until the timer is armed again (the pending task, if any, stays and
-    /// finds nothing to do).
+    /// The action will not run until the timer is armed again. The heap entry, if any, stays until its
+    /// deadline (then is dropped): cheaper than removing it when the timer is likely re-armed soon.
     func disarm() {
         deadline = nil
+        isDue = false
     }
 
-    /// Disarms and drops the pending task: call when the owner goes away.
+    /// Disarms and leaves the queue at once: call when the owner goes away. The timer can be armed again.
     func cancel() {
         deadline = nil
-        scheduled?.cancel()
-        scheduled = nil
-        scheduledFor = .distantFuture
+        isDue = false
+        queue.remove(self)
     }
 
-    private func schedule(at time: NIODeadline) {
-        scheduled?.cancel()
-        scheduledFor = time
-        // Strong: a weak reference would give the timer a side table, and then every retain of it (one
-        // per request) takes the runtime's slow path. The pending task keeps the timer alive until it
-        // runs or `cancel()` drops it; owners cancel in their teardown and deinit.
-        scheduled = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: time) { self.fired() }
-    }
-
-    private func fired() {
-        scheduled = nil
-        scheduledFor = .distantFuture
-        guard let deadline else { return }
-        if deadline > eventLoop.now {
-            schedule(at: deadline)
-        } else {
-            self.deadline = nil
-            action()
-        }
+    /// Called by the queue once the deadline has passed.
+    func fire() {
+        isDue = false
+        deadline = nil
+        action()
     }
 }
 

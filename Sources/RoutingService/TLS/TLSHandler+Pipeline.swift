@@ -11,4 +11,15 @@ extension ChannelPipeline.SynchronousOperations {
     ) throws {
         try addHandler(TLSHandler(serverFront: front, configuration: configuration, logger: logger))
     }
+
+    /// The same, with the handler's timeouts in `timers`, its event loop's queue (the gateway's
+    /// listeners: no NIO scheduled task per connection).
+    func addTLSServerHandler(
+        front: OpenSSLFrontContext,
+        configuration: TLSHandler.Configuration,
+        timers: TimerQueue,
+        logger: Logger
+    ) throws {
+        try addHandler(TLSHandler(serverFront: front, configuration: configuration, timers: timers, logger: logger))
+    }
 }

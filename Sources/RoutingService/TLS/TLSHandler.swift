@@ -42,6 +42,11 @@ public final class TLSHandler: ChannelDuplexHandler {
         }
     }
 
+    private enum TimerPurpose {
+        case handshake
+        case close
+    }
+
     private struct PendingWrite {
         var plaintext: ByteBuffer
         var promise: EventLoopPromise<Void>?
@@ -75,8 +80,12 @@ public final class TLSHandler: ChannelDuplexHandler {
     private var stateMachine = TLSHandlerStateMachine()
     private var pendingWrites = PendingWrites()
     private var pendingPlaintextBytes = 0
-    private var handshakeTimeout: Scheduled<Void>?
-    private var closeTimeout: Scheduled<Void>?
+    /// The loop's timer queue, given by the listener; nil: the timer gets a queue of its own.
+    private let timers: TimerQueue?
+    /// The handshake timeout from activation to the handshake's end, then none (an idle connection
+    /// holds no timer), then the close timeout once a close waits for its last flush: never both.
+    private var timer: DeadlineTimer?
+    private var timerPurpose = TimerPurpose.handshake
     private var closePromise: EventLoopPromise<Void>?
     private var closeMode: CloseMode = .all
     private var closeIssued = false
@@ -88,7 +97,17 @@ public final class TLSHandler: ChannelDuplexHandler {
         configuration: Configuration = Configuration(),
         logger: Logger
     ) throws(OpenSSLError) {
-        self.init(connection: try .server(front: front), configuration: configuration, logger: logger)
+        self.init(connection: try .server(front: front), configuration: configuration, timers: nil, logger: logger)
+    }
+
+    /// A server handler whose timeouts wait in `timers`, its event loop's queue.
+    convenience init(
+        serverFront front: OpenSSLFrontContext,
+        configuration: Configuration,
+        timers: TimerQueue,
+        logger: Logger
+    ) throws(OpenSSLError) {
+        self.init(connection: try .server(front: front), configuration: configuration, timers: timers, logger: logger)
     }
 
     /// A client handler: sends `serverName` as SNI (checked against the certificate when `context` verifies).
@@ -102,14 +121,20 @@ public final class TLSHandler: ChannelDuplexHandler {
         self.init(
             connection: try .client(context: context, serverName: serverName, resuming: session),
             configuration: configuration,
+            timers: nil,
             logger: logger
         )
     }
 
-    init(connection: OpenSSLConnection, configuration: Configuration, logger: Logger) {
+    init(connection: OpenSSLConnection, configuration: Configuration, timers: TimerQueue?, logger: Logger) {
         self.connection = connection
         self.configuration = configuration
+        self.timers = timers
         self.logger = logger
+    }
+
+    deinit {
+        timer?.cancel()
     }
 
     // MARK: Facts (event loop only)
@@ -155,9 +180,7 @@ public final class TLSHandler: ChannelDuplexHandler {
 
     private func activate(context: ChannelHandlerContext) {
         guard stateMachine.channelActive() == .beginHandshake else { return }
-        handshakeTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.handshakeTimeout) {
-            self.handshakeTimedOut(context: context)
-        }
+        startTimer(.handshake, in: configuration.handshakeTimeout, context: context)
         if connection.role == .client { continueHandshake(context: context) }
     }
 
@@ -196,8 +219,7 @@ public final class TLSHandler: ChannelDuplexHandler {
         case .complete:
             writeCiphertext(context: context)
             guard stateMachine.handshakeCompleted() == .announceAndDrainPending else { return }
-            handshakeTimeout?.cancel()
-            handshakeTimeout = nil
+            cancelTimers()
             let event = TLSHandshakeCompletedEvent(
                 serverName: connection.serverName,
                 alpnProtocol: connection.negotiatedALPN,
@@ -251,8 +273,7 @@ public final class TLSHandler: ChannelDuplexHandler {
 
     private func handshakeFailed(context: ChannelHandlerContext, error: OpenSSLError) {
         guard stateMachine.handshakeFailed() == .sendAlertAndClose else { return }
-        handshakeTimeout?.cancel()
-        handshakeTimeout = nil
+        cancelTimers()
         let verb = error.code == .unrecognizedServerName ? "refused" : "failed"
         configuration.observer?.handshakeFailed(reason: error.code == .unrecognizedServerName ? .unrecognizedName : .protocolError)
         logger.info("TLS handshake \(verb) from \(peer(context)): \(error.reason)", metadata: ["tls.error": "\(error)"])
@@ -262,7 +283,6 @@ public final class TLSHandler: ChannelDuplexHandler {
     }
 
     private func handshakeTimedOut(context: ChannelHandlerContext) {
-        handshakeTimeout = nil
         guard stateMachine.handshakeTimedOut() == .closeForTimeout else { return }
         let error = TLSHandlerError.handshakeTimedOut(after: configuration.handshakeTimeout)
         configuration.observer?.handshakeFailed(reason: .timeout)
@@ -389,17 +409,14 @@ public final class TLSHandler: ChannelDuplexHandler {
         context.writeAndFlush(wrapOutboundOut(ciphertext), promise: written)
         written.futureResult.assumeIsolated().whenComplete { _ in self.finishClose(context: context) }
         if !closeIssued {
-            closeTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.closeTimeout) {
-                self.finishClose(context: context)
-            }
+            startTimer(.close, in: configuration.closeTimeout, context: context)
         }
     }
 
     private func finishClose(context: ChannelHandlerContext) {
         guard !closeIssued else { return }
         closeIssued = true
-        closeTimeout?.cancel()
-        closeTimeout = nil
+        cancelTimers()
         let promise = closePromise
         closePromise = nil
         context.close(mode: closeMode, promise: promise)
@@ -423,11 +440,28 @@ public final class TLSHandler: ChannelDuplexHandler {
         pendingPlaintextBytes = 0
     }
 
+    private func startTimer(_ purpose: TimerPurpose, in timeout: TimeAmount, context: ChannelHandlerContext) {
+        timerPurpose = purpose
+        if timer == nil {
+            // Unowned: the queue holds the timer until its deadline; the handler cancels it when removed.
+            let fired: () -> Void = { [unowned self, unowned context] in self.timerFired(context: context) }
+            timer = if let timers { DeadlineTimer(queue: timers, action: fired) }
+                else { DeadlineTimer(eventLoop: context.eventLoop, action: fired) }
+        }
+        timer?.arm(in: timeout)
+    }
+
+    private func timerFired(context: ChannelHandlerContext) {
+        switch timerPurpose {
+        case .handshake: handshakeTimedOut(context: context)
+        case .close: finishClose(context: context)
+        }
+    }
+
+    /// Takes the timer out of the queue and drops it.
     private func cancelTimers() {
-        handshakeTimeout?.cancel()
-        handshakeTimeout = nil
-        closeTimeout?.cancel()
-        closeTimeout = nil
+        timer?.cancel()
+        timer = nil
     }
 
     private static func combine(_ promises: [EventLoopPromise<Void>], on eventLoop: any EventLoop)
