@@ -42,7 +42,10 @@ public final class TestCertificateAuthority: Sendable {
         ])
         var signArguments = [
             "x509", "-req", "-in", base + ".csr", "-CA", caCertificatePath, "-CAkey", caKeyPath,
-            "-CAcreateserial", "-out", base + ".pem", "-extfile", extFile,
+            // A random serial: a shared `ca.srl` (`-CAcreateserial`) is read and rewritten by every
+            // signing, and two tests issuing at once read it half-written ("Unable to load number").
+            "-set_serial", "0x" + (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined(),
+            "-out", base + ".pem", "-extfile", extFile,
         ]
         if days >= 0 {
             signArguments += ["-days", String(days)]

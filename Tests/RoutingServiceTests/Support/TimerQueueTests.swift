@@ -14,6 +14,25 @@ import Testing
         loop.assumeIsolated().scheduleTask(in: .seconds(6)) { withExtendedLifetime(fixture) {} }
     }
 
+    /// Runs `arrange` on a fresh one-thread event loop with a fixture on it, and waits for the result it
+    /// completes `done` with; fails after 5 s when the timers never complete it (no test can hang).
+    private static func onARealLoop<Result: Sendable>(
+        _ arrange: @escaping @Sendable (any EventLoop, Fixture, EventLoopPromise<Result>) -> Void
+    ) async throws -> Result {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let result = try await loop.flatSubmit { () -> EventLoopFuture<Result> in
+            let done = loop.makePromise(of: Result.self)
+            loop.scheduleTask(in: .seconds(5)) { done.fail(TimersDidNotFire()) }
+            let fixture = Fixture(loop: loop)
+            keep(fixture, on: loop)
+            arrange(loop, fixture, done)
+            return done.futureResult
+        }.get()
+        try await group.shutdownGracefully()
+        return result
+    }
+
     /// Timers on one queue that write their name to a log when they fire.
     private final class Fixture {
         let queue: TimerQueue
@@ -192,13 +211,7 @@ import Testing
     /// On a real loop held busy past several deadlines, the timers due together fire in deadline order,
     /// including one queued early and moved later.
     @Test func aLateFiringRunsTheDueTimersInDeadlineOrder() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.next()
-        let order = try await loop.flatSubmit { () -> EventLoopFuture<[String]> in
-            let done = loop.makePromise(of: [String].self)
-            loop.scheduleTask(in: .seconds(5)) { done.fail(TimersDidNotFire()) }
-            let fixture = Fixture(loop: loop)
-            Self.keep(fixture, on: loop)
+        let order = try await Self.onARealLoop { (_, fixture, done: EventLoopPromise<[String]>) in
             fixture.timer("moved").arm(in: .milliseconds(20))
             fixture.timer("moved").arm(in: .milliseconds(150))
             fixture.timer("middle").arm(in: .milliseconds(100))
@@ -207,23 +220,15 @@ import Testing
                 done.succeed(fixture.log)
             }
             Thread.sleep(forTimeInterval: 0.3)  // the loop is busy past all three deadlines
-            return done.futureResult
-        }.get()
+        }
         #expect(order == ["first", "middle", "moved"])
-        try await group.shutdownGracefully()
     }
 
     /// On a real loop: fires near its deadline, and an earlier deadline replaces the callback already
     /// scheduled for a later one.
     @Test func onARealLoopTimersFireNearTheirDeadlines() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.next()
         let started = NIODeadline.now()
-        let firings = try await loop.flatSubmit { () -> EventLoopFuture<[String: NIODeadline]> in
-            let done = loop.makePromise(of: [String: NIODeadline].self)
-            loop.scheduleTask(in: .seconds(5)) { done.fail(TimersDidNotFire()) }
-            let fixture = Fixture(loop: loop)
-            Self.keep(fixture, on: loop)
+        let firings = try await Self.onARealLoop { (_, fixture, done: EventLoopPromise<[String: NIODeadline]>) in
             var at: [String: NIODeadline] = [:]
             fixture.timer("late").arm(in: .milliseconds(400))
             fixture.timer("early").arm(in: .milliseconds(100))
@@ -232,25 +237,17 @@ import Testing
                 at["late"] = .now()
                 done.succeed(at)
             }
-            return done.futureResult
-        }.get()
+        }
         let early = try #require(firings["early"]) - started
         let late = try #require(firings["late"]) - started
         #expect(early >= .milliseconds(100) && early < .milliseconds(300))
         #expect(late >= .milliseconds(400) && late < .milliseconds(700))
-        try await group.shutdownGracefully()
     }
 
     /// A timer whose action re-arms it for a deadline already past runs again in a later firing, after
     /// the other timers that were due with it (not over and over within one firing).
     @Test func aTimerReArmedForThePastByItsActionRunsAfterTheOthersDue() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.next()
-        let order = try await loop.flatSubmit { () -> EventLoopFuture<[String]> in
-            let done = loop.makePromise(of: [String].self)
-            loop.scheduleTask(in: .seconds(5)) { done.fail(TimersDidNotFire()) }
-            let fixture = Fixture(loop: loop)
-            Self.keep(fixture, on: loop)
+        let order = try await Self.onARealLoop { (loop, fixture, done: EventLoopPromise<[String]>) in
             let past = loop.now
             var again = 3
             fixture.timer("a").arm(in: .milliseconds(20))
@@ -258,15 +255,13 @@ import Testing
             fixture.onFire["a"] = { [unowned fixture] in
                 guard again > 0 else {
                     done.succeed(fixture.log)
-                        return
+                    return
                 }
                 again -= 1
                 fixture.timer("a").arm(at: past)
             }
             Thread.sleep(forTimeInterval: 0.1)  // both due in the first firing
-            return done.futureResult
-        }.get()
+        }
         #expect(order == ["a", "b", "a", "a", "a"])
-        try await group.shutdownGracefully()
     }
 }
