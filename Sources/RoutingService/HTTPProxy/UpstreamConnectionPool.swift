@@ -5,15 +5,14 @@ import NIOCore
 /// in use and the rest time out.
 final class UpstreamConnectionPool: UpstreamConnectionDelegate {
     let instance: UpstreamInstance
-    let eventLoop: any EventLoop
     /// The loop's timer queue, where idle connections' timeouts wait.
     let timers: TimerQueue
+    var eventLoop: any EventLoop { timers.eventLoop }
     private var idle: [UpstreamConnection] = []
     static let maximumIdle = 256
 
     init(instance: UpstreamInstance, timers: TimerQueue) {
         self.instance = instance
-        self.eventLoop = timers.eventLoop
         self.timers = timers
     }
 

@@ -88,16 +88,16 @@ final class LoopLocalRequestMetrics: Sendable {
     /// writes its own metrics).
     func render(requestsName: String, latencyName: String) -> String {
         var text = ""
-        var counts: [String: (labels: String, value: Int)] = [:]
+        var counts: [String: Int] = [:]
         var order: [String] = []
         for slot in requestCounts.withLock({ $0 }) {
             let labels = "domain=\"\(Self.escaped(slot.domain))\",status=\"\(slot.status)\""
             if counts[labels] == nil { order.append(labels) }
-            counts[labels, default: (labels, 0)].value += slot.value
+            counts[labels, default: 0] += slot.value
         }
         if !order.isEmpty {
             text += "# TYPE \(requestsName) counter\n"
-            for labels in order { text += "\(requestsName){\(labels)} \(counts[labels]!.value)\n" }
+            for labels in order { text += "\(requestsName){\(labels)} \(counts[labels]!)\n" }
         }
 
         var histograms: [String: (buckets: [Int], sum: Int64)] = [:]

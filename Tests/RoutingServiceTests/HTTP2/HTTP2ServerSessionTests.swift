@@ -6,9 +6,14 @@ import Testing
 @Suite struct HTTP2ServerSessionTests {
     private final class Recorder: HTTP2ServerSessionDelegate {
         var heads: [Int32] = []
-        func http2RequestHeadReceived(streamID: Int32, head: HTTP2RequestHead, endStream: Bool) { heads.append(streamID) }
+        var paths: [Int32: String] = [:]
+        var ended: [Int32] = []
+        func http2RequestHeadReceived(streamID: Int32, head: HTTP2RequestHead, endStream: Bool) {
+            heads.append(streamID)
+            paths[streamID] = head.pathText
+        }
         func http2RequestBodyReceived(streamID: Int32, bytes: ByteBuffer) {}
-        func http2RequestEnded(streamID: Int32) {}
+        func http2RequestEnded(streamID: Int32) { ended.append(streamID) }
         func http2StreamClosed(streamID: Int32, errorCode: UInt32) {}
         func http2ResponseBodyDrained(streamID: Int32) {}
     }
@@ -85,6 +90,47 @@ import Testing
         frame.writeInteger(stream)
         frame.writeBytes(block)
         return frame
+    }
+
+    private func frame(type: UInt8, flags: UInt8, stream: UInt32, _ payload: [UInt8]) -> ByteBuffer {
+        var frame = ByteBuffer()
+        frame.writeInteger(UInt16(0))
+        frame.writeInteger(UInt8(payload.count))
+        frame.writeInteger(type)
+        frame.writeInteger(flags)
+        frame.writeInteger(stream)
+        frame.writeBytes(payload)
+        return frame
+    }
+
+    /// HPACK: a literal field (no indexing) whose name is the static table's entry `index`.
+    private func literal(index: UInt8, _ value: String) -> [UInt8] {
+        [index, UInt8(value.utf8.count)] + Array(value.utf8)
+    }
+
+    /// A head split over HEADERS and CONTINUATION arrives whole; another stream's head after it is its own;
+    /// trailers later on the first stream end it and are not taken for a new head.
+    @Test func headsArriveWholeAcrossContinuationAndTrailersAreNotAHead() throws {
+        let recorder = Recorder()
+        let session = try HTTP2ServerSession(delegate: recorder, allocator: ByteBufferAllocator())
+        _ = try session.takeOutput(limit: 65_536)
+        var input = Self.preface
+        input.writeBytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  // empty SETTINGS
+        // Stream 1: POST /one, its block cut after `:path` (HEADERS without END_HEADERS, then CONTINUATION).
+        let first: [UInt8] = [0x83, 0x87] + literal(index: 0x04, "/one")
+        input.writeImmutableBuffer(frame(type: 0x1, flags: 0x0, stream: 1, first))
+        input.writeImmutableBuffer(frame(type: 0x9, flags: 0x4, stream: 1, literal(index: 0x01, "a.test")))
+        // Stream 3: GET /three, whole.
+        let third: [UInt8] = [0x82, 0x87] + literal(index: 0x04, "/three") + literal(index: 0x01, "a.test")
+        input.writeImmutableBuffer(frame(type: 0x1, flags: 0x5, stream: 3, third))
+        // Stream 1's trailers (END_STREAM | END_HEADERS): `x-t: 1`, a literal with a new name.
+        let trailers: [UInt8] = [0x00, 3] + Array("x-t".utf8) + [1, UInt8(ascii: "1")]
+        input.writeImmutableBuffer(frame(type: 0x1, flags: 0x5, stream: 1, trailers))
+        try session.receive(input)
+
+        #expect(recorder.heads == [1, 3])
+        #expect(recorder.paths == [1: "/one", 3: "/three"])
+        #expect(recorder.ended == [1])
     }
 
     /// The last-stream-id of each GOAWAY in `output`.
