@@ -339,7 +339,7 @@ extension HTTP2FrontHandler: DrainableFrontConnection {
     /// streams in flight finish, and the connection closes once none is left (`sendOutput` sees the
     /// session finished).
     func startDraining(_ policy: FrontDrainPolicy) {
-        guard finalGoAwayTimer == nil, !isClosing, let context, let session else { return }
+        guard finalGoAwayTimer == nil, !isClosing, context != nil, let session else { return }
         do {
             try session.submitShutdownNotice()
         } catch {

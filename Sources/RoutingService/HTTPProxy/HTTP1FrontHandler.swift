@@ -501,7 +501,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func requestEndForwarded(_ exchange: ProxyExchange) {
         exchange.requestEndForwarded = true
-        guard !exchange.responseHeadReceived, let context else { return }
+        guard !exchange.responseHeadReceived, context != nil else { return }
         if responseHeadTimer == nil {
             // Made on first use: a connection that never proxies (idle, local answers) does without.
             responseHeadTimer = DeadlineTimer(queue: loop.timers) { [unowned self] in
