@@ -81,7 +81,14 @@ struct WriteBackCrashTests {
                     acknowledged.store(step + 1, ordering: .sequentiallyConsistent)
                 }
             }
-            try await Task.sleep(for: .milliseconds(Int.random(in: 150...700)))
+            // The kill falls at a random point after the first acknowledged change, not at a fixed time
+            // after the start: on a loaded CI machine the first write-back (with its fsyncs) can take longer
+            // than any fixed head start, and a kill before it proves nothing.
+            let firstAcknowledged = ContinuousClock.now + .seconds(20)
+            while acknowledged.load(ordering: .sequentiallyConsistent) == 0, ContinuousClock.now < firstAcknowledged {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 0...550)))
             gateway.kill9()
             await changes.value
             let acked = acknowledged.load(ordering: .sequentiallyConsistent)
