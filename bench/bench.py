@@ -352,6 +352,26 @@ def run_handshakes(port, ca, seconds, workers, resume):
     return result
 
 
+def settle(pids, quiet_share=0.05, at_most=3.0):
+    """Waits, up to `at_most` seconds, until the started processes are quiet (together under
+    `quiet_share` of one core over 0.2 s): what one target leaves running after its load (Go's garbage
+    collector after Caddy's, connections being torn down, an instance's GC) must not land in the next
+    target's measurement. /proc counts in 10 ms ticks, so "quiet" is at most one tick per 0.2 s."""
+    deadline = time.monotonic() + at_most
+    while time.monotonic() < deadline:
+        before = sum(sum(cpu_seconds(pid)) for pid in pids)
+        time.sleep(0.2)
+        if sum(sum(cpu_seconds(pid)) for pid in pids) - before <= 0.2 * quiet_share:
+            return
+
+
+def rotated(targets, round_):
+    """The targets in round `round_`'s order: each round starts one target further on, so no target is
+    always the one measured first (right after the warm-ups, or after the previous round's last load)."""
+    shift = (round_ - 1) % len(targets)
+    return targets[shift:] + targets[:shift]
+
+
 def measured(pid, load):
     """Runs load(), returning its result plus the target's CPU time per request."""
     user_before, system_before = cpu_seconds(pid)
@@ -443,7 +463,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
     parser.add_argument("--certs", required=True, type=Path)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10, help="keep-alive run length")
     parser.add_argument("--handshake-seconds", type=int, default=5)
     parser.add_argument("--handshake-workers", type=int, default=4)
@@ -531,17 +551,21 @@ http {{
     try:
         if "keepalive" in modes or "handshake" in modes or "h2" in modes:
             def node_phase(running):
+                quiet = [started.pid for started in list(running.values()) + upstreams]
                 for round_ in range(1, args.rounds + 1):
-                    for name in targets:
+                    for name in rotated(targets, round_):
                         pid = running[name].pid
                         if "keepalive" in modes:
+                            settle(quiet)
                             record("keepalive", "node", round_, name,
                                    measured(pid, lambda: run_wrk(TARGETS[name], args.seconds)))
                         if "h2" in modes:
+                            settle(quiet)
                             record("h2", "node", round_, name,
                                    measured(pid, lambda: run_h2load(TARGETS[name], args.seconds)))
                         if "handshake" in modes:
                             for resume in (False, True):
+                                settle(quiet)
                                 record("handshake-resume" if resume else "handshake-full", "node", round_, name,
                                        measured(pid, lambda: run_handshakes(
                                            TARGETS[name], ca, args.handshake_seconds, args.handshake_workers, resume)))
@@ -549,8 +573,10 @@ http {{
             phase("node", NODE_PORT, node_phase)
         if "static" in modes:
             def static_phase(running):
+                quiet = [started.pid for started in list(running.values()) + upstreams]
                 for round_ in range(1, args.rounds + 1):
-                    for name in targets:
+                    for name in rotated(targets, round_):
+                        settle(quiet)
                         record("keepalive", "static", round_, name,
                                measured(running[name].pid, lambda: run_wrk(TARGETS[name], args.seconds)))
             log("phase: static nginx upstream")

@@ -273,7 +273,8 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     ) {
         let balancer = runtime.balancers.leastBusy(using: &loop.random)
         let candidates = routes.instances(balancer: balancer, group: route.upstream)
-        guard let instance = balancer.pickInstance(from: candidates, excluding: nil, now: .now(), using: &loop.random) else {
+        let now = NIODeadline.now()
+        guard let instance = balancer.pickInstance(from: candidates, excluding: nil, now: now, using: &loop.random) else {
             stream.respondLocally(
                 status: .badGateway,
                 message: "service \(route.upstream.service) has no instances for port \(route.upstream.port)",
@@ -293,7 +294,8 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
             route: route,
             routes: routes,
             balancer: balancer,
-            instance: instance
+            instance: instance,
+            start: now
         )
         exchange.requestEnded = endStream
         stream.startProxying(exchange, framing: framing)

@@ -18,14 +18,20 @@ struct AccessLogEntry {
 
 struct AccessLog: Sendable {
     let logger: Logger
+    /// Whether request lines are written at all (the log level lets `info` through). Read once: a
+    /// logger's level is fixed for its life, and reading it through the handler copied the handler
+    /// (its label, stream and metadata retained and released) twice per request.
+    let isEnabled: Bool
 
-    /// Whether request lines are written at all (the log level lets `info` through).
-    var isEnabled: Bool { logger.logLevel <= .info }
+    init(logger: Logger) {
+        self.logger = logger
+        self.isEnabled = logger.logLevel <= .info
+    }
 
     /// The entry is built only when the line will be written: with the log level above `info` a request
     /// pays one level check, not the strings (instance address, method) an entry holds.
     func record(_ makeEntry: @autoclosure () -> AccessLogEntry) {
-        guard logger.logLevel <= .info else { return }
+        guard isEnabled else { return }
         let entry = makeEntry()
         let end = NIODeadline.now()
         var metadata: Logger.Metadata = [

@@ -422,7 +422,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func startProxying(route: DomainRoute, routes: ProxyRoutes, host: String?, context: ChannelHandlerContext) {
         let balancer = runtime.balancers.leastBusy(using: &loop.random)
         let candidates = routes.instances(balancer: balancer, group: route.upstream)
-        guard let instance = balancer.pickInstance(from: candidates, excluding: nil, now: .now(), using: &loop.random) else {
+        let now = NIODeadline.now()
+        guard let instance = balancer.pickInstance(from: candidates, excluding: nil, now: now, using: &loop.random) else {
             let message = "service \(route.upstream.service) has no instances for port \(route.upstream.port)"
             respondLocally(status: .badGateway, body: "502 Bad Gateway: \(message)\n",
                            domain: route.domain.value, note: message, context: context)
@@ -452,7 +453,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
             route: route,
             routes: routes,
             balancer: balancer,
-            instance: instance
+            instance: instance,
+            start: now
         )
         head.moveReaderIndex(forwardBy: request.length)
         input = head

@@ -41,7 +41,8 @@ final class ProxyExchange {
         route: DomainRoute,
         routes: ProxyRoutes,
         balancer: HTTPBalancer,
-        instance: UpstreamInstance
+        instance: UpstreamInstance,
+        start: NIODeadline
     ) {
         self.method = request.method
         self.clientMinorVersion = request.minorVersion
@@ -54,7 +55,7 @@ final class ProxyExchange {
         self.routes = routes
         self.balancer = balancer
         self.instance = instance
-        self.start = .now()
+        self.start = start
         balancer.requestStarted()
         instance.requestStarted()
     }
