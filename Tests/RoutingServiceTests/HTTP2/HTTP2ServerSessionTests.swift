@@ -82,14 +82,18 @@ import Testing
     /// integration tests: indexed `:method GET` and `:scheme https`, literal `:path` and `:authority`.
     private func get(stream: UInt32) -> ByteBuffer {
         let block: [UInt8] = [0x82, 0x87, 0x04, 0x01, UInt8(ascii: "/"), 0x01, 0x06] + Array("a.test".utf8)
-        var frame = ByteBuffer()
-        frame.writeInteger(UInt16(0))
-        frame.writeInteger(UInt8(block.count))
-        frame.writeInteger(UInt8(0x1))
-        frame.writeInteger(UInt8(0x5))
-        frame.writeInteger(stream)
-        frame.writeBytes(block)
-        return frame
+        return frame(type: 0x1, flags: 0x5, stream: stream, block)
+    }
+
+    /// A session past its own opening SETTINGS, the recorder it delivers to, and the client's opening
+    /// (preface and an empty SETTINGS) for a test to add its frames to.
+    private func openedSession() throws -> (Recorder, HTTP2ServerSession, ByteBuffer) {
+        let recorder = Recorder()
+        let session = try HTTP2ServerSession(delegate: recorder, allocator: ByteBufferAllocator())
+        _ = try session.takeOutput(limit: 65_536)
+        var opening = Self.preface
+        opening.writeBytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  // empty SETTINGS
+        return (recorder, session, opening)
     }
 
     private func frame(type: UInt8, flags: UInt8, stream: UInt32, _ payload: [UInt8]) -> ByteBuffer {
@@ -111,11 +115,8 @@ import Testing
     /// A head split over HEADERS and CONTINUATION arrives whole; another stream's head after it is its own;
     /// trailers later on the first stream end it and are not taken for a new head.
     @Test func headsArriveWholeAcrossContinuationAndTrailersAreNotAHead() throws {
-        let recorder = Recorder()
-        let session = try HTTP2ServerSession(delegate: recorder, allocator: ByteBufferAllocator())
-        _ = try session.takeOutput(limit: 65_536)
-        var input = Self.preface
-        input.writeBytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  // empty SETTINGS
+        let (recorder, session, opening) = try openedSession()
+        var input = opening
         // Stream 1: POST /one, its block cut after `:path` (HEADERS without END_HEADERS, then CONTINUATION).
         let first: [UInt8] = [0x83, 0x87] + literal(index: 0x04, "/one")
         input.writeImmutableBuffer(frame(type: 0x1, flags: 0x0, stream: 1, first))
@@ -149,11 +150,8 @@ import Testing
     }
 
     @Test func gracefulShutdownNoticeThenFinalGoAwayThenFinishedWhenTheStreamsAreDone() throws {
-        let recorder = Recorder()
-        let session = try HTTP2ServerSession(delegate: recorder, allocator: ByteBufferAllocator())
-        _ = try session.takeOutput(limit: 65_536)
-        var input = Self.preface
-        input.writeBytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  // empty SETTINGS
+        let (recorder, session, opening) = try openedSession()
+        var input = opening
         input.writeImmutableBuffer(get(stream: 1))
         try session.receive(input)
         #expect(recorder.heads == [1])
