@@ -2,7 +2,8 @@
 """edge-router beside nginx, HAProxy and Caddy: the benchmark driver (started by bench/run.sh).
 
 Starts the upstreams (three Node.js instances and a static nginx on 127.0.0.2-4), then, per phase,
-the four targets with equivalent configurations; runs the loads interleaved (A B C D, then again);
+the four targets with equivalent configurations; runs the loads interleaved (three rounds, each one
+target further on: A B C D, B C D A, C D A B), each after the processes are quiet;
 reads each target's CPU time and memory from /proc; writes the raw results as JSON and the tables
 into docs/BENCHMARKS.md between the `results` markers. Every process it starts it stops by PID.
 """
