@@ -24,7 +24,7 @@ import TestSupport
         let sick = try Shell.run("curl", ["-s", "-X", "POST", "http://\(instances.endpoint(0))/sick"]).output
         #expect(sick.contains("\"sick\":true"))
         let endpoint = ListenAddress(host: NodeInstances.hosts[0], port: instances.port)
-        #expect(await eventually(within: 5) {
+        #expect(await eventually(within: .seconds(5)) {
             proxy.runtime.balancers.allSatisfy { $0.registry.instance(for: endpoint)?.isHealthy == false }
         })
         #expect(logs.contains("failed its health checks") { $0["reason"]?.contains("503") == true })
@@ -40,7 +40,7 @@ import TestSupport
         #expect(answeredBy.values.reduce(0, +) == 30, "\(answeredBy)")
 
         _ = try Shell.run("curl", ["-s", "-X", "POST", "http://\(instances.endpoint(0))/well"])
-        #expect(await eventually(within: 5) {
+        #expect(await eventually(within: .seconds(5)) {
             proxy.runtime.balancers.allSatisfy { $0.registry.instance(for: endpoint)?.isHealthy == true }
         })
         #expect(logs.contains("passes its health checks again"))

@@ -47,7 +47,7 @@ import TestSupport
     }
 
     private func instanceCounts(_ connections: [(any Channel, CollectingClientHandler)]) async -> [String: Int] {
-        _ = await eventually(within: 10) { connections.allSatisfy { $0.1.firstLine != nil } }
+        _ = await eventually(within: .seconds(10)) { connections.allSatisfy { $0.1.firstLine != nil } }
         var counts: [String: Int] = [:]
         for (_, handler) in connections { counts[handler.firstLine ?? "none", default: 0] += 1 }
         return counts

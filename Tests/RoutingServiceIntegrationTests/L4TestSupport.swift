@@ -62,14 +62,14 @@ final class L4NodeInstances: Sendable {
     deinit { stop() }
 }
 
-/// Polls `condition` every 20 ms until it holds or `seconds` pass.
-func eventually(within seconds: Double = 5, _ condition: () -> Bool) async -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
+/// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.
+func eventually(within timeout: Duration = .seconds(5), _ condition: () throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
         try? await Task.sleep(for: .milliseconds(20))
     }
-    return condition()
+    return try condition()
 }
 
 /// A TCP test client: collects what it receives and learns when the gateway closes the connection.

@@ -114,7 +114,7 @@ final class DatagramTestClient: ChannelInboundHandler, Sendable {
         try await client.send(Array("one".utf8), to: address)
         #expect(await eventually { client.replies.count == 1 })
         #expect(listener.statistics.activeFlows == 1)
-        #expect(await eventually(within: 3) { listener.statistics.activeFlows == 0 })
+        #expect(await eventually(within: .seconds(3)) { listener.statistics.activeFlows == 0 })
         let line = try #require(logs.all.first { $0.message == "L4 session ended" })
         #expect(line.metadata["l4.end"] == "idle-timeout")
         #expect(line.metadata["l4.protocol"] == "udp")

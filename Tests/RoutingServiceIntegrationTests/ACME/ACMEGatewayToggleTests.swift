@@ -59,7 +59,7 @@ struct ACMEGatewayToggleTests {
         defer { gateway.stop() }
 
         var shown = ""
-        #expect(await eventually(within: 30) {
+        #expect(await eventually(within: .seconds(30)) {
             shown = (try? Shell.run(Self.binary, ["ssl", "stuck.acme.test", "--config", config], allowFailure: true).output) ?? ""
             return shown.contains("automatic certificate: failed")
         }, "\(shown)\n\(gateway.log)")
@@ -102,7 +102,7 @@ struct ACMEGatewayToggleTests {
         }
 
         // At start: keep.acme.test is ordered and served; toggle.acme.test is plain HTTP only.
-        #expect(await eventually(within: 30) { (try? served("keep.acme.test"))?.verified == true }, "\(gateway.log)")
+        #expect(await eventually(within: .seconds(30)) { (try? served("keep.acme.test"))?.verified == true }, "\(gateway.log)")
         print("process start → ACME certificate served after \(String(format: "%.2f", Date().timeIntervalSince(launched))) s")
         let keptSerial = try served("keep.acme.test").serial
         #expect(try served("toggle.acme.test").refused)
@@ -113,7 +113,7 @@ struct ACMEGatewayToggleTests {
         let started = Date()
         let toAuto = try cli(["ssl", "toggle.acme.test", "auto"])
         #expect(toAuto.status == 0, "\(toAuto.output)")
-        #expect(await eventually(within: 30) { (try? served("toggle.acme.test"))?.verified == true }, "\(gateway.log)")
+        #expect(await eventually(within: .seconds(30)) { (try? served("toggle.acme.test"))?.verified == true }, "\(gateway.log)")
         print("toggle to auto → new certificate served after \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
         #expect(gateway.pid == pid && gateway.process.isRunning)
         let shown = try cli(["ssl", "toggle.acme.test"])

@@ -129,13 +129,3 @@ func withRunning<T: Sendable>(_ manager: CertificateManager, _ body: () async th
     _ = await task.result
     return result
 }
-
-/// Polls `condition` every 20 ms until true or `timeout`; returns whether it became true.
-func eventually(timeout: Duration, _ condition: () throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return try condition()
-}

@@ -28,7 +28,7 @@ struct ACMEPebbleLifecycleTests {
             settings: .init(renewal: Self.fastRenewal), logger: gateway.logger
         )
         try await withRunning(manager) {
-            #expect(await eventually(timeout: .seconds(20)) { manager.state(for: name)?.status == .active })
+            #expect(await eventually(within: .seconds(20)) { manager.state(for: name)?.status == .active })
             let first = try #require(manager.state(for: name))
             let firstNotAfter = try #require(first.notAfter)
             let renewal = try #require(first.renewalDate)
@@ -73,14 +73,13 @@ struct ACMEPebbleLifecycleTests {
             settings: .init(renewal: Self.fastRenewal), logger: gateway.logger
         )
         try await withRunning(manager) {
-            #expect(await eventually(timeout: .seconds(20)) { manager.state(for: name)?.status == .active })
-            let oldSerial = try #require(manager.state(for: name)?.serialNumber)
+            #expect(await eventually(within: .seconds(20)) { manager.state(for: name)?.status == .active })
             let oldNotAfter = try #require(manager.state(for: name)?.notAfter)
 
             // Pebble can no longer reach either challenge: nothing listens on its httpPort or tlsPort.
             try await gateway.unbind(port: httpPort)
             try await gateway.unbind(port: tlsPort)
-            #expect(await eventually(timeout: .seconds(25)) { (manager.state(for: name)?.consecutiveFailures ?? 0) >= 3 })
+            #expect(await eventually(within: .seconds(25)) { (manager.state(for: name)?.consecutiveFailures ?? 0) >= 3 })
             let failed = try #require(manager.state(for: name))
             #expect(failed.status == .failed || failed.status == .renewing)
             // The certificate held while the orders fail. Usually the first one; but Pebble reuses a valid
@@ -102,7 +101,7 @@ struct ACMEPebbleLifecycleTests {
             // Fixed: the listeners are back where Pebble validates.
             try await gateway.bindPlain(port: httpPort)
             try await gateway.bindTLS(port: tlsPort)
-            #expect(await eventually(timeout: .seconds(20)) {
+            #expect(await eventually(within: .seconds(20)) {
                 manager.state(for: name)?.status == .active && manager.state(for: name)?.serialNumber != heldSerial
             }, "\(String(describing: manager.state(for: name)))")
             let recovered = try #require(manager.state(for: name))
@@ -127,7 +126,7 @@ struct ACMEPebbleLifecycleTests {
             logger: gateway.logger
         )
         try await withRunning(manager) {
-            #expect(await eventually(timeout: .seconds(20)) { manager.state(for: name)?.status == .active },
+            #expect(await eventually(within: .seconds(20)) { manager.state(for: name)?.status == .active },
                     "\(String(describing: manager.state(for: name)))")
             #expect(manager.state(for: name)?.consecutiveFailures == 0)
             let served = try ServedCertificate.fetch(port: ports[1], serverName: name, rootPath: pebble.issuingRootPath)
@@ -150,7 +149,7 @@ struct ACMEPebbleLifecycleTests {
             store: gateway.store, contexts: gateway.contexts, issuer: issuer, logger: gateway.logger
         )
         try await withRunning(manager) {
-            #expect(await eventually(timeout: .seconds(20)) { manager.states().allSatisfy { $0.status == .active } },
+            #expect(await eventually(within: .seconds(20)) { manager.states().allSatisfy { $0.status == .active } },
                     "\(manager.states())")
             #expect(manager.states().allSatisfy { $0.consecutiveFailures == 0 }, "no order failed: \(manager.states())")
         }
@@ -175,7 +174,7 @@ struct ACMEPebbleLifecycleTests {
             issuer: try first.makeIssuer(pebble: pebble), logger: first.logger
         )
         try await withRunning(before) {
-            #expect(await eventually(timeout: .seconds(20)) { before.state(for: name)?.status == .active })
+            #expect(await eventually(within: .seconds(20)) { before.state(for: name)?.status == .active })
         }
         let serial = try #require(before.state(for: name)?.serialNumber)
         let accountKey = try #require(FileManager.default.contents(atPath: "\(first.storeDirectory)/.acme/account.key"))

@@ -37,7 +37,7 @@ struct ACMEPebbleTests {
                 http01.apply(ACMEGatewayUnderTest.configuration(domains: httpNames.map { ($0, .auto) }, pebble: pebble))
                 tlsALPN01.apply(ACMEGatewayUnderTest.configuration(domains: [("alpn.example.test", .auto)], pebble: pebble))
                 let allNames = httpNames + ["alpn.example.test"]
-                let served = await eventually(timeout: .seconds(20)) {
+                let served = await eventually(within: .seconds(20)) {
                     allNames.allSatisfy { http01.hasServableCertificate(for: $0) }
                 }
                 let elapsed = ContinuousClock.now - started
@@ -75,7 +75,7 @@ struct ACMEPebbleTests {
             manager.apply(ACMEGatewayUnderTest.configuration(domains: [("app.example.test", .auto)], pebble: pebble))
             #expect(manager.state(for: "app.example.test")?.status == .pending)
             #expect(!manager.hasServableCertificate(for: "app.example.test"))
-            let served = await eventually(timeout: .seconds(20)) { manager.hasServableCertificate(for: "app.example.test") }
+            let served = await eventually(within: .seconds(20)) { manager.hasServableCertificate(for: "app.example.test") }
             let elapsed = ContinuousClock.now - started
             print("ACME bench: toggle to auto → certificate served (first account registration included): \(elapsed)")
             #expect(served)
