@@ -10,10 +10,8 @@ final class RequestMetricsRecorder {
     }
 
     private let metrics: GatewayMetrics
-    private var counters: [Key: RequestCountSlot] = [:]
-    private var latencies: [String: LatencySlot] = [:]
-    private var lastCounter: (key: Key, counter: RequestCountSlot)?
-    private var lastLatency: (domain: String, slot: LatencySlot)?
+    private var counters = SlotCache<Key, RequestCountSlot>()
+    private var latencies = SlotCache<String, LatencySlot>()
 
     init(metrics: GatewayMetrics) {
         self.metrics = metrics
@@ -22,34 +20,30 @@ final class RequestMetricsRecorder {
     /// `domain` is a configured domain name (or `-` for requests no domain took): never a raw Host
     /// header, which would let clients grow the label set without bound.
     func record(domain: String, status: Int, duration: TimeAmount?) {
-        let key = Key(domain: domain, status: status)
-        let counter: RequestCountSlot
-        if let last = lastCounter, last.key == key {
-            // Consecutive requests mostly share domain and status: no hashing then.
-            counter = last.counter
-        } else {
-            if let known = counters[key] {
-                counter = known
-            } else {
-                counter = metrics.requestCountSlot(domain: domain, status: status)
-                counters[key] = counter
-            }
-            lastCounter = (key, counter)
-        }
-        counter.increment()
+        counters.slot(for: Key(domain: domain, status: status)) {
+            metrics.requestCountSlot(domain: domain, status: status)
+        }.increment()
         guard let duration else { return }
-        let latency: LatencySlot
-        if let last = lastLatency, last.domain == domain {
-            latency = last.slot
+        latencies.slot(for: domain) { metrics.latencySlot(domain: domain) }.record(nanoseconds: duration.nanoseconds)
+    }
+}
+
+/// One loop's slots by label set, made on first use, with the last one used kept aside: consecutive
+/// requests mostly share domain and status, and then no hashing is needed.
+private struct SlotCache<Key: Hashable, Slot: AnyObject> {
+    private var slots: [Key: Slot] = [:]
+    private var last: (key: Key, slot: Slot)?
+
+    mutating func slot(for key: Key, make: () -> Slot) -> Slot {
+        if let last, last.key == key { return last.slot }
+        let slot: Slot
+        if let known = slots[key] {
+            slot = known
         } else {
-            if let known = latencies[domain] {
-                latency = known
-            } else {
-                latency = metrics.latencySlot(domain: domain)
-                latencies[domain] = latency
-            }
-            lastLatency = (domain, latency)
+            slot = make()
+            slots[key] = slot
         }
-        latency.record(nanoseconds: duration.nanoseconds)
+        last = (key, slot)
+        return slot
     }
 }

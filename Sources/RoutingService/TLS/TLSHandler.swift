@@ -152,7 +152,7 @@ public final class TLSHandler: ChannelDuplexHandler {
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
-        cancelTimers()
+        cancelTimer()
         failPendingWrites(ChannelError.ioOnClosedChannel)
     }
 
@@ -162,7 +162,7 @@ public final class TLSHandler: ChannelDuplexHandler {
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        cancelTimers()
+        cancelTimer()
         if case .failPendingWrites(let duringHandshake) = stateMachine.channelInactive() {
             if duringHandshake {
                 logger.debug("TLS peer \(peer(context)) closed the connection before completing the handshake")
@@ -219,7 +219,7 @@ public final class TLSHandler: ChannelDuplexHandler {
         case .complete:
             writeCiphertext(context: context)
             guard stateMachine.handshakeCompleted() == .announceAndDrainPending else { return }
-            cancelTimers()
+            cancelTimer()
             let event = TLSHandshakeCompletedEvent(
                 serverName: connection.serverName,
                 alpnProtocol: connection.negotiatedALPN,
@@ -273,7 +273,7 @@ public final class TLSHandler: ChannelDuplexHandler {
 
     private func handshakeFailed(context: ChannelHandlerContext, error: OpenSSLError) {
         guard stateMachine.handshakeFailed() == .sendAlertAndClose else { return }
-        cancelTimers()
+        cancelTimer()
         let verb = error.code == .unrecognizedServerName ? "refused" : "failed"
         configuration.observer?.handshakeFailed(reason: error.code == .unrecognizedServerName ? .unrecognizedName : .protocolError)
         logger.info("TLS handshake \(verb) from \(peer(context)): \(error.reason)", metadata: ["tls.error": "\(error)"])
@@ -325,7 +325,7 @@ public final class TLSHandler: ChannelDuplexHandler {
         }
         switch stateMachine.closeRequested() {
         case .closeNow:
-            cancelTimers()
+            cancelTimer()
             failPendingWrites(ChannelError.ioOnClosedChannel)
             context.close(mode: mode, promise: promise)
         case .joinPendingClose:
@@ -416,7 +416,7 @@ public final class TLSHandler: ChannelDuplexHandler {
     private func finishClose(context: ChannelHandlerContext) {
         guard !closeIssued else { return }
         closeIssued = true
-        cancelTimers()
+        cancelTimer()
         let promise = closePromise
         closePromise = nil
         context.close(mode: closeMode, promise: promise)
@@ -459,7 +459,7 @@ public final class TLSHandler: ChannelDuplexHandler {
     }
 
     /// Takes the timer out of the queue and drops it.
-    private func cancelTimers() {
+    private func cancelTimer() {
         timer?.cancel()
         timer = nil
     }
