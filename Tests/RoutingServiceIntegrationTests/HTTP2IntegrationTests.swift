@@ -149,6 +149,39 @@ import TestSupport
         }
     }
 
+    /// Many requests at once over TLS, HTTP/1.1 keep-alive connections and HTTP/2 streams, with heads of
+    /// every size from a few bytes to 3 KiB: each response is its own request's. The request path reuses
+    /// its event loop's buffers (`ByteBufferRecycler`); a buffer handed out again while another request
+    /// still held it would show here as a response naming the wrong request, or a garbled one.
+    @Test func concurrentRequestsOverTLSEachGetTheirOwnResponse() async throws {
+        try await withGateway { _, _, client in
+            for http2 in [false, true] {
+                let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tls-parallel-\(UUID().uuidString)")
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                defer { try? FileManager.default.removeItem(at: directory) }
+                let count = 300
+                func padding(_ id: Int) -> String { String(repeating: "p", count: id * 37 % 3000) }
+                // One curl, many transfers in parallel (a config file: one url and output per request).
+                let config = (1...count).map { id in
+                    "url = \"https://h2.test:\(client.port)/echo?id=\(id)&pad=\(padding(id))\"\noutput = \"\(directory.path)/\(id).json\"\n"
+                }.joined()
+                let configPath = directory.appendingPathComponent("curl.config").path
+                try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+                _ = try Shell.run("curl", [
+                    "-s", "--max-time", "60", "--cacert", client.caPath, http2 ? "--http2" : "--http1.1",
+                    "--resolve", "h2.test:\(client.port):127.0.0.1", "--parallel", "--parallel-max", "12",
+                    "--config", configPath,
+                ])
+                for id in 1...count {
+                    let body = (try? String(contentsOfFile: "\(directory.path)/\(id).json", encoding: .utf8)) ?? ""
+                    #expect(body.contains("\"url\":\"/echo?id=\(id)&pad=\(padding(id))\""),
+                            "\(http2 ? "HTTP/2" : "HTTP/1.1") response \(id): \(body.prefix(300))")
+                    #expect(body.contains("\"httpVersion\":\"1.1\""))
+                }
+            }
+        }
+    }
+
     @Test func hostRoutingElsewhereThanSNIGets421OnTheStream() async throws {
         try await withGateway { _, _, client in
             // SNI h2.test, :authority other.h2.test (curl turns a Host header into :authority).

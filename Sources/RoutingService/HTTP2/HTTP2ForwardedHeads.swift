@@ -147,9 +147,10 @@ enum HTTP2ForwardedHeads {
         _ head: HTTP1ResponseHead,
         bytes: UnsafeRawBufferPointer,
         framing: HTTP1BodyFraming,
-        allocator: ByteBufferAllocator
+        block: consuming ByteBuffer
     ) -> HTTP2ResponseHead {
-        var response = HTTP2ResponseHead(status: head.status, allocator: allocator)
+        var response = HTTP2ResponseHead(status: head.status, block: consume block)
+        response.fields.reserveCapacity(head.fields.count + 1)
         var previousVia: [Range<Int>] = []
         let keepContentLength: Bool
         switch framing {

@@ -80,7 +80,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         idleTimer = DeadlineTimer(queue: loop.timers) { [unowned self] in self.idleTimedOut() }
         responseHeadTimer = DeadlineTimer(queue: loop.timers) { [unowned self] in self.responseHeadDeadlinePassed() }
         do {
-            session = try HTTP2ServerSession(delegate: self, allocator: context.channel.allocator)
+            session = try HTTP2ServerSession(delegate: self, recycler: loop.recycler)
         } catch {
             runtime.logger.error("HTTP/2 session could not start", metadata: ["error": "\(error)"])
             isClosing = true
@@ -116,8 +116,11 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !isClosing, let session else { return }
+        let bytes = unwrapInboundIn(data)
+        // nghttp2 copies what it keeps: the plaintext (from the TLS handler's recycler) is free after this.
+        defer { loop.recycler.recycle(bytes) }
         do {
-            try session.receive(unwrapInboundIn(data))
+            try session.receive(bytes)
         } catch {
             if error.isBadPreface {
                 // Not HTTP/2 at all: nothing to say in its framing.
@@ -184,6 +187,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
             while let output = try session.takeOutput(limit: Self.outputPieceBytes) {
                 context.write(wrapOutboundOut(output), promise: nil)
                 context.flush()
+                loop.recycler.recycle(output)
                 if output.readableBytes < Self.outputPieceBytes || !context.channel.isWritable { break }
             }
         } catch {
@@ -283,7 +287,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         let framing = HTTP2ForwardedHeads.bodyFraming(of: head, endStream: endStream)
-        var forwarded = ByteBufferAllocator().buffer(capacity: head.block.readableBytes + 320)
+        var forwarded = loop.recycler.buffer(capacity: head.block.readableBytes + 320)
         HTTP2ForwardedHeads.writeRequest(head, framing: framing, context: forwarding, into: &forwarded)
         var request = HTTP1RequestHead()
         request.method = method

@@ -25,7 +25,15 @@ struct HTTP2RequestHead {
     var isOversized = false
 
     init(allocator: ByteBufferAllocator = ByteBufferAllocator()) {
-        block = allocator.buffer(capacity: 256)
+        self.init(block: allocator.buffer(capacity: 256))
+    }
+
+    /// A head whose bytes go into `block`, an empty buffer (taken over: kept by the caller too, the
+    /// first write would copy it).
+    init(block empty: consuming ByteBuffer) {
+        block = consume empty
+        // Room for a client's usual fields in one allocation, not one per doubling.
+        fields.reserveCapacity(16)
     }
 
     /// Appends one header (name lower case, as HTTP/2 requires and nghttp2 checks).
@@ -70,9 +78,19 @@ struct HTTP2RequestHead {
     }
 
     /// `:authority`, else `host` (RFC 9113 §8.3.1): the Host the request is routed by.
-    var hostText: String? { (authority ?? host).map(text) }
-    var methodText: String { method.map(text) ?? "-" }
-    var pathText: String { path.map(text) ?? "-" }
+    // Not `.map(text)`: the partially applied method boxes a copy of the head, an allocation per call.
+    var hostText: String? {
+        guard let range = authority ?? host else { return nil }
+        return text(range)
+    }
+    var methodText: String {
+        guard let method else { return "-" }
+        return text(method)
+    }
+    var pathText: String {
+        guard let path else { return "-" }
+        return text(path)
+    }
 
     private(set) var parsedMethod = HTTP1Method.other
 
@@ -93,9 +111,15 @@ struct HTTP2ResponseHead {
     let status: Int
 
     init(status: Int, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
+        self.init(status: status, block: allocator.buffer(capacity: 256))
+    }
+
+    /// A head whose bytes go into `block`, an empty buffer (taken over: kept by the caller too, the
+    /// writes here would copy it).
+    init(status: Int, block empty: consuming ByteBuffer) {
         precondition((100...999).contains(status), "an HTTP status has three digits")
         self.status = status
-        block = allocator.buffer(capacity: 256)
+        block = consume empty
         block.writeStaticString(":status")
         // Three digits, written as bytes (no String per response).
         block.writeMultipleIntegers(

@@ -288,9 +288,12 @@ extension HTTP2StreamProxy: UpstreamConnectionDelegate {
         exchange.instance.markUp()
         exchange.responseHeadReceived = true
         exchange.responseStatus = head.status
+        let recycler = front.loop.recycler
         let response = bytes.withUnsafeReadableBytes { raw in
-            HTTP2ForwardedHeads.response(head, bytes: raw, framing: framing, allocator: connection.channel.allocator)
+            HTTP2ForwardedHeads.response(head, bytes: raw, framing: framing, block: recycler.buffer(capacity: 256))
         }
+        // nghttp2 copies the fields on submit.
+        defer { recycler.recycle(response.block) }
         let hasBody: Bool
         switch framing {
         case .none, .length(0): hasBody = false
@@ -326,6 +329,8 @@ extension HTTP2StreamProxy: UpstreamConnectionDelegate {
             connection.close()
         }
         record(exchange, note: nil)
+        // Kept for a retry until now.
+        front.loop.recycler.recycle(exchange.forwardedHead)
         // A body the client is still sending is no longer wanted.
         dropPendingBody()
         // The connection has left this stream: its read-complete goes to the pool, so schedule it now.

@@ -142,6 +142,9 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         }
         processInput(context: context)
+        // TLS mode: the plaintext came from the loop's recycler. (On the plain listener `bytes` is NIO's
+        // receive buffer, which the channel reuses itself once nothing else holds it.)
+        if mode == .tls && input == nil { loop.recycler.recycle(bytes) }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -430,7 +433,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         var head = input!
-        var forwarded = Self.allocator.buffer(capacity: request.length + 256)
+        var forwarded = loop.recycler.buffer(capacity: request.length + 256)
         head.withUnsafeReadableBytes { raw in
             let appendix = ForwardedHeadWriter.writeRequestLineAndFields(request, bytes: raw, into: &forwarded)
             guard appendix.dependsOnlyOnHost, request.framing != .chunked, !request.isWebSocketUpgrade else {
@@ -587,6 +590,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         }
         record(exchange, note: nil)
+        // Kept for a retry until now.
+        loop.recycler.recycle(exchange.forwardedHead)
         // A response that ends before its request (an early answer) leaves the request body unframed: close.
         let close = closeAfterResponse || exchange.responseCloseDelimited || !exchange.requestEnded || clientInputClosed
         if close {
@@ -825,7 +830,7 @@ extension HTTP1FrontHandler: UpstreamConnectionDelegate {
         exchange.responseCloseDelimited = exchange.clientMinorVersion == 0 && (framing == .chunked || framing == .untilClose)
         var bodyRoom = 0
         if case .length(let length) = framing, length <= Self.maximumCoalescedBodyBytes { bodyRoom = length }
-        var response = Self.allocator.buffer(capacity: bytes.readableBytes + 64 + bodyRoom)
+        var response = loop.recycler.buffer(capacity: bytes.readableBytes + 64 + bodyRoom)
         var effective = head
         effective.framing = framing
         bytes.withUnsafeReadableBytes { raw in
@@ -865,6 +870,7 @@ extension HTTP1FrontHandler: UpstreamConnectionDelegate {
         guard let response = pendingResponse else { return }
         pendingResponse = nil
         context.write(wrapOutboundOut(response), promise: nil)
+        loop.recycler.recycle(response)
     }
 
     func upstreamResponseEnd(_ connection: UpstreamConnection) {

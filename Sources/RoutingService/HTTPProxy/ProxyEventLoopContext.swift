@@ -2,13 +2,15 @@ import NIOCore
 
 /// What the proxy keeps per event loop: the upstream pools (one per balancer and instance), a cheap
 /// random generator, the routing snapshot cache, the open client connection fronts (for the drain
-/// at shutdown) and the loop's timer queue (every connection timeout on the loop). Only ever touched
-/// on its loop, so no locks.
+/// at shutdown), the loop's timer queue (every connection timeout on the loop) and its spare byte
+/// buffers. Only ever touched on its loop, so no locks.
 final class ProxyEventLoopContext {
     let eventLoop: any EventLoop
     /// The client and upstream connections' timeouts on this loop (TLS handshake, header, idle,
     /// response head, pooled connections' idle).
     let timers: TimerQueue
+    /// The request path's buffers (TLS reads and records, plaintext, heads), reused.
+    let recycler = ByteBufferRecycler()
     var random = SplitMix64()
     private var routesCache = RoutingTableStore<ProxyRoutes>.Cache()
     /// Indexed by `UpstreamInstance.slot`.

@@ -57,7 +57,10 @@ public enum HTTPSListener {
                             try options.setOption(.allowRemoteHalfClosure, value: true)
                             // NIO keeps a channel's first receive buffer for its whole life: make it a
                             // placeholder, so an idle connection holds no receive buffer.
-                            try ReleasingRecvByteBufferAllocator.install(on: options)
+                            let loop = dependencies.proxy.loopContext(for: channel.eventLoop)
+                            try ReleasingRecvByteBufferAllocator.install(
+                                on: options, recycler: LoopConfined(loop.recycler, eventLoop: channel.eventLoop)
+                            )
                         } else {
                             throw ChannelError.operationUnsupported
                         }
@@ -90,10 +93,12 @@ public enum HTTPSListener {
         to pipeline: ChannelPipeline.SynchronousOperations,
         dependencies: Dependencies
     ) throws {
+        let loop = dependencies.proxy.loopContext(for: pipeline.eventLoop)
         try pipeline.addTLSServerHandler(
             front: dependencies.front,
             configuration: dependencies.tls,
-            timers: dependencies.proxy.loopContext(for: pipeline.eventLoop).timers,
+            timers: loop.timers,
+            recycler: loop.recycler,
             logger: dependencies.logger
         )
         try pipeline.configureHTTPFront(mode: .tls, runtime: dependencies.proxy)

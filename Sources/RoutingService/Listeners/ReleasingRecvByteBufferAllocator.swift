@@ -12,7 +12,8 @@ import NIOCore
 /// - no size hint is given, so the pool never grows the kept buffer;
 /// - every read reports that the next may grow, so the pool never reuses the kept buffer: each later
 ///   read gets a fresh buffer sized as `AdaptiveRecvByteBufferAllocator` would size it, freed as soon as
-///   the handlers are done with it (one allocation per read: what OpenSSL's released buffers cost nginx).
+///   the handlers are done with it (one allocation per read: what OpenSSL's released buffers cost nginx),
+///   or, given the event loop's `ByteBufferRecycler`, a spare of it that the TLS handler gave back.
 ///
 /// Only correct with `maxMessagesPerRead` 1 on the channel (`install(on:)` sets both): the pool keeps up
 /// to `maxMessagesPerRead` buffers, and with room for more than one it would keep the fresh ones too.
@@ -23,22 +24,31 @@ struct ReleasingRecvByteBufferAllocator: RecvByteBufferAllocator {
     /// Sizes every read after the first (the adaptive rule: grow after a full read, shrink after two small ones).
     private var sizing: AdaptiveRecvByteBufferAllocator
     private var hasRead = false
+    private let recycler: LoopConfined<ByteBufferRecycler>?
 
-    init(minimum: Int = 64, initial: Int = 1024, maximum: Int = 65536) {
+    init(
+        minimum: Int = 64, initial: Int = 1024, maximum: Int = 65536,
+        recycler: LoopConfined<ByteBufferRecycler>? = nil
+    ) {
         sizing = AdaptiveRecvByteBufferAllocator(minimum: minimum, initial: initial, maximum: maximum)
+        self.recycler = recycler
     }
 
-    /// Sets this allocator and `maxMessagesPerRead` 1 (which it needs) on a channel.
-    static func install(on options: some NIOSynchronousChannelOptions) throws {
+    /// Sets this allocator (its reads from `recycler`, the channel's event loop's) and
+    /// `maxMessagesPerRead` 1 (which it needs) on a channel.
+    static func install(
+        on options: some NIOSynchronousChannelOptions, recycler: LoopConfined<ByteBufferRecycler>? = nil
+    ) throws {
         try options.setOption(.maxMessagesPerRead, value: 1)
-        try options.setOption(.recvAllocator, value: ReleasingRecvByteBufferAllocator())
+        try options.setOption(.recvAllocator, value: ReleasingRecvByteBufferAllocator(recycler: recycler))
     }
 
     /// The size the next read after the first gets.
     var nextReadCapacity: Int { sizing.nextBufferSize() ?? sizing.initial }
 
     func buffer(allocator: ByteBufferAllocator) -> ByteBuffer {
-        allocator.buffer(capacity: hasRead ? nextReadCapacity : Self.placeholderCapacity)
+        guard hasRead else { return allocator.buffer(capacity: Self.placeholderCapacity) }
+        return recycler?.value.buffer(capacity: nextReadCapacity) ?? allocator.buffer(capacity: nextReadCapacity)
     }
 
     /// No hint: with one, the pool would grow its kept buffer to it and reuse it.

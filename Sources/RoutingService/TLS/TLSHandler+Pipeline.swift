@@ -13,13 +13,16 @@ extension ChannelPipeline.SynchronousOperations {
     }
 
     /// The same, with the handler's timeouts in `timers`, its event loop's queue (the gateway's
-    /// listeners: no NIO scheduled task per connection).
+    /// listeners: no NIO scheduled task per connection), and its buffers from the loop's `recycler`.
     func addTLSServerHandler(
         front: OpenSSLFrontContext,
         configuration: TLSHandler.Configuration,
         timers: TimerQueue,
+        recycler: ByteBufferRecycler,
         logger: Logger
     ) throws {
-        try addHandler(TLSHandler(serverFront: front, configuration: configuration, timers: timers, logger: logger))
+        try addHandler(
+            TLSHandler(serverFront: front, configuration: configuration, timers: timers, recycler: recycler, logger: logger)
+        )
     }
 }

@@ -82,6 +82,9 @@ public final class TLSHandler: ChannelDuplexHandler {
     private var pendingPlaintextBytes = 0
     /// The loop's timer queue, given by the listener; nil: the timer gets a queue of its own.
     private let timers: TimerQueue?
+    /// The loop's spare buffers, given by the listener: plaintext is decrypted into them, and the
+    /// buffers read from the socket and the records written to it go back to them.
+    private let recycler: ByteBufferRecycler?
     /// The handshake timeout from activation to the handshake's end, then none (an idle connection
     /// holds no timer), then the close timeout once a close waits for its last flush: never both.
     private var timer: DeadlineTimer?
@@ -100,14 +103,22 @@ public final class TLSHandler: ChannelDuplexHandler {
         self.init(connection: try .server(front: front), configuration: configuration, timers: nil, logger: logger)
     }
 
-    /// A server handler whose timeouts wait in `timers`, its event loop's queue.
+    /// A server handler whose timeouts wait in `timers`, its event loop's queue, and whose buffers come
+    /// from the loop's `recycler`.
     convenience init(
         serverFront front: OpenSSLFrontContext,
         configuration: Configuration,
         timers: TimerQueue,
+        recycler: ByteBufferRecycler,
         logger: Logger
     ) throws(OpenSSLError) {
-        self.init(connection: try .server(front: front), configuration: configuration, timers: timers, logger: logger)
+        self.init(
+            connection: try .server(front: front, recycler: recycler),
+            configuration: configuration,
+            timers: timers,
+            recycler: recycler,
+            logger: logger
+        )
     }
 
     /// A client handler: sends `serverName` as SNI (checked against the certificate when `context` verifies).
@@ -126,10 +137,17 @@ public final class TLSHandler: ChannelDuplexHandler {
         )
     }
 
-    init(connection: OpenSSLConnection, configuration: Configuration, timers: TimerQueue?, logger: Logger) {
+    init(
+        connection: OpenSSLConnection,
+        configuration: Configuration,
+        timers: TimerQueue?,
+        recycler: ByteBufferRecycler? = nil,
+        logger: Logger
+    ) {
         self.connection = connection
         self.configuration = configuration
         self.timers = timers
+        self.recycler = recycler
         self.logger = logger
     }
 
@@ -198,6 +216,8 @@ public final class TLSHandler: ChannelDuplexHandler {
             connection.feed(ciphertext)
             decrypt(context: context)
         }
+        // Not while OpenSSL waits for the rest of a record: the next read is appended to what it holds.
+        if let recycler, connection.isCiphertextInputDrained { recycler.recycle(ciphertext) }
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
@@ -245,12 +265,16 @@ public final class TLSHandler: ChannelDuplexHandler {
 
     private func decrypt(context: ChannelHandlerContext) {
         // NIO's default allocator, as the connection's ciphertext buffers use (`context.channel.allocator`
-        // costs retains per read).
-        var plaintext = ByteBufferAllocator().buffer(capacity: connection.plaintextCapacityForNextRead)
+        // costs retains per read). The handler that reads the plaintext recycles it once done with it.
+        let capacity = connection.plaintextCapacityForNextRead
+        var plaintext = recycler?.buffer(capacity: capacity) ?? ByteBufferAllocator().buffer(capacity: capacity)
         let result = connection.read(into: &plaintext)
         if plaintext.readableBytes > 0 {
             deliveredPlaintextThisRead = true
             context.fireChannelRead(wrapInboundOut(plaintext))
+        } else {
+            // Only part of a record so far: the buffer was not needed.
+            recycler?.recycle(plaintext)
         }
         switch result {
         case .wantsMoreInput:
@@ -394,6 +418,7 @@ public final class TLSHandler: ChannelDuplexHandler {
             return
         }
         context.writeAndFlush(wrapOutboundOut(ciphertext), promise: promise)
+        recycler?.recycle(ciphertext)
     }
 
     /// Flushes the last ciphertext (`close_notify` or an alert), then closes once it is written, or

@@ -93,7 +93,7 @@ import Testing
         let bytes = Array(response.utf8)
         try bytes.withUnsafeBytes { raw in try HTTP1HeadParser.parseResponse(raw, length: bytes.count, into: &parsed) }
         return bytes.withUnsafeBytes { raw in
-            HTTP2ForwardedHeads.response(parsed, bytes: raw, framing: parsed.framing, allocator: ByteBufferAllocator())
+            HTTP2ForwardedHeads.response(parsed, bytes: raw, framing: parsed.framing, block: ByteBuffer())
         }
     }
 

@@ -35,7 +35,7 @@ import Testing
 
     @Test func startsWithSettingsAndAWindowUpdate() throws {
         let recorder = Recorder()
-        let session = try HTTP2ServerSession(delegate: recorder, allocator: ByteBufferAllocator())
+        let session = try HTTP2ServerSession(delegate: recorder, recycler: ByteBufferRecycler())
         let output = try #require(try session.takeOutput(limit: 65_536))
         // SETTINGS (4), then the connection window raised (WINDOW_UPDATE, 8).
         #expect(frameTypes(output) == [4, 8])
@@ -43,7 +43,7 @@ import Testing
     }
 
     @Test func settingsLimitConcurrentStreamsAndHeaderListSize() throws {
-        let session = try HTTP2ServerSession(delegate: Recorder(), allocator: ByteBufferAllocator())
+        let session = try HTTP2ServerSession(delegate: Recorder(), recycler: ByteBufferRecycler())
         var output = try #require(try session.takeOutput(limit: 65_536))
         let length = Int(output.getInteger(at: output.readerIndex, as: UInt16.self)!) << 8
             | Int(output.getInteger(at: output.readerIndex + 2, as: UInt8.self)!)
@@ -59,7 +59,7 @@ import Testing
     }
 
     @Test func somethingOtherThanThePrefaceIsRefused() throws {
-        let session = try HTTP2ServerSession(delegate: Recorder(), allocator: ByteBufferAllocator())
+        let session = try HTTP2ServerSession(delegate: Recorder(), recycler: ByteBufferRecycler())
         #expect {
             try session.receive(ByteBuffer(string: "GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
         } throws: { error in
@@ -68,7 +68,7 @@ import Testing
     }
 
     @Test func garbageAfterThePrefaceEndsTheSessionWithGoAway() throws {
-        let session = try HTTP2ServerSession(delegate: Recorder(), allocator: ByteBufferAllocator())
+        let session = try HTTP2ServerSession(delegate: Recorder(), recycler: ByteBufferRecycler())
         _ = try session.takeOutput(limit: 65_536)
         var input = Self.preface
         input.writeString("this is not an HTTP/2 frame at all\r\n")
@@ -89,7 +89,7 @@ import Testing
     /// (preface and an empty SETTINGS) for a test to add its frames to.
     private func openedSession() throws -> (Recorder, HTTP2ServerSession, ByteBuffer) {
         let recorder = Recorder()
-        let session = try HTTP2ServerSession(delegate: recorder, allocator: ByteBufferAllocator())
+        let session = try HTTP2ServerSession(delegate: recorder, recycler: ByteBufferRecycler())
         _ = try session.takeOutput(limit: 65_536)
         var opening = Self.preface
         opening.writeBytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  // empty SETTINGS

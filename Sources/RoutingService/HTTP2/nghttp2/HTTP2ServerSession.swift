@@ -59,7 +59,8 @@ final class HTTP2ServerSession {
     static let responseBodyLowWater = 64 * 1024
 
     unowned let delegate: any HTTP2ServerSessionDelegate
-    private let allocator: ByteBufferAllocator
+    /// Request heads and the frames for the client are written into its spares.
+    private let recycler: ByteBufferRecycler
     /// Owned; created in init, freed in deinit.
     private var session: OpaquePointer?
     /// The request head being received. A header block arrives whole, with no frame of another stream
@@ -79,9 +80,9 @@ final class HTTP2ServerSession {
     }
 
     init(delegate: any HTTP2ServerSessionDelegate, settings: Settings = Settings(),
-         allocator: ByteBufferAllocator) throws(HTTP2SessionError) {
+         recycler: ByteBufferRecycler) throws(HTTP2SessionError) {
         self.delegate = delegate
-        self.allocator = allocator
+        self.recycler = recycler
         var callbacks: OpaquePointer?
         try Self.check(Int(nghttp2_session_callbacks_new(&callbacks)), "nghttp2_session_callbacks_new")
         defer { nghttp2_session_callbacks_del(callbacks) }
@@ -158,7 +159,7 @@ final class HTTP2ServerSession {
             let count = nghttp2_session_mem_send(session, &data)
             try Self.check(count, "nghttp2_session_mem_send")
             guard count > 0, let data else { break }
-            if output == nil { output = allocator.buffer(capacity: max(count, min(limit, 16 * 1024 + 9))) }
+            if output == nil { output = recycler.buffer(capacity: max(count, min(limit, 16 * 1024 + 9))) }
             output!.writeBytes(UnsafeRawBufferPointer(start: data, count: count))
         }
         return output
@@ -315,7 +316,7 @@ final class HTTP2ServerSession {
     // MARK: callbacks from nghttp2
 
     fileprivate func beginHeaders(streamID: Int32) {
-        headInProgress = (streamID, HTTP2RequestHead(allocator: allocator))
+        headInProgress = (streamID, HTTP2RequestHead(block: recycler.buffer(capacity: 256)))
     }
 
     fileprivate func header(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
@@ -328,6 +329,8 @@ final class HTTP2ServerSession {
         if let (headStreamID, head) = headInProgress, headStreamID == streamID {
             headInProgress = nil
             delegate.http2RequestHeadReceived(streamID: streamID, head: head, endStream: endStream)
+            // The delegate routed it and copied what it forwards: the block can take the next head.
+            recycler.recycle(head.block)
         } else if endStream {
             // Trailers: their fields are not forwarded (HTTP/1.1 instances get a plain end).
             delegate.http2RequestEnded(streamID: streamID)
@@ -335,7 +338,7 @@ final class HTTP2ServerSession {
     }
 
     fileprivate func dataReceived(streamID: Int32, bytes: UnsafeBufferPointer<UInt8>) {
-        var buffer = allocator.buffer(capacity: bytes.count)
+        var buffer = ByteBufferAllocator().buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
         delegate.http2RequestBodyReceived(streamID: streamID, bytes: buffer)
     }

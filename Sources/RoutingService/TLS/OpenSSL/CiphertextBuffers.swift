@@ -16,16 +16,21 @@ final class CiphertextBuffers {
     /// Ciphertext OpenSSL wrote and the caller has not taken yet.
     private var outbound: ByteBuffer?
     private let allocator: ByteBufferAllocator
+    /// The event loop's spare buffers, when the connection has one (the gateway's listeners).
+    private let recycler: ByteBufferRecycler?
 
     /// A flight or a record written into a fresh outbound buffer reserves at least this, so the few
     /// records of a handshake flight do not each grow the buffer.
     private static let minimumOutboundCapacity = 1024
 
-    init(allocator: ByteBufferAllocator) {
+    init(allocator: ByteBufferAllocator, recycler: ByteBufferRecycler?) {
         self.allocator = allocator
+        self.recycler = recycler
     }
 
     var inboundBytes: Int { inbound?.readableBytes ?? 0 }
+    /// Whether every byte fed was consumed (nothing fed is still held).
+    var isInboundDrained: Bool { inbound == nil }
     var outboundBytes: Int { outbound?.readableBytes ?? 0 }
 
     func feed(_ ciphertext: ByteBuffer) {
@@ -58,7 +63,8 @@ final class CiphertextBuffers {
     /// OpenSSL writes: appends the record bytes.
     fileprivate func writeOutbound(_ bytes: UnsafeRawBufferPointer) {
         if outbound == nil {
-            outbound = allocator.buffer(capacity: max(bytes.count, Self.minimumOutboundCapacity))
+            let capacity = max(bytes.count, Self.minimumOutboundCapacity)
+            outbound = recycler?.buffer(capacity: capacity) ?? allocator.buffer(capacity: capacity)
         }
         outbound!.writeBytes(bytes)
     }

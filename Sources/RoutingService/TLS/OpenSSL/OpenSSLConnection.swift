@@ -58,8 +58,18 @@ public final class OpenSSLConnection {
         front: OpenSSLFrontContext,
         allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) throws(OpenSSLError) -> OpenSSLConnection {
+        try server(front: front, allocator: allocator, recycler: nil)
+    }
+
+    /// The same, its ciphertext in spares of its event loop's `recycler`.
+    static func server(
+        front: OpenSSLFrontContext,
+        allocator: ByteBufferAllocator = ByteBufferAllocator(),
+        recycler: ByteBufferRecycler?
+    ) throws(OpenSSLError) -> OpenSSLConnection {
         let connection = try OpenSSLConnection(
-            role: .server, context: front.context, front: front, client: nil, allocator: allocator
+            role: .server, context: front.context, front: front, client: nil,
+            allocator: allocator, recycler: recycler
         )
         SSL_set_accept_state(connection.ssl)
         return connection
@@ -74,7 +84,7 @@ public final class OpenSSLConnection {
         allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) throws(OpenSSLError) -> OpenSSLConnection {
         let connection = try OpenSSLConnection(
-            role: .client, context: context.context, front: nil, client: context, allocator: allocator
+            role: .client, context: context.context, front: nil, client: context, allocator: allocator, recycler: nil
         )
         let ssl = connection.ssl
         SSL_set_connect_state(ssl)
@@ -109,11 +119,12 @@ public final class OpenSSLConnection {
         context: OpaquePointer,
         front: OpenSSLFrontContext?,
         client: OpenSSLClientContext?,
-        allocator: ByteBufferAllocator
+        allocator: ByteBufferAllocator,
+        recycler: ByteBufferRecycler?
     ) throws(OpenSSLError) {
         OpenSSLError.clearErrorQueue()
         guard let ssl = SSL_new(context) else { throw OpenSSLError.draining(.connectionSetupFailed, detail: "SSL_new") }
-        let ciphertext = CiphertextBuffers(allocator: allocator)
+        let ciphertext = CiphertextBuffers(allocator: allocator, recycler: recycler)
         guard let bio = ciphertext.makeBIO() else {
             SSL_free(ssl)
             throw OpenSSLError.draining(.connectionSetupFailed, detail: "ciphertext BIO")
@@ -153,6 +164,9 @@ public final class OpenSSLConnection {
     }
 
     public var hasPendingCiphertext: Bool { ciphertext.outboundBytes > 0 }
+
+    /// Whether OpenSSL consumed every ciphertext byte fed (none is held for a partial record).
+    var isCiphertextInputDrained: Bool { ciphertext.isInboundDrained }
 
     // MARK: TLS operations
 

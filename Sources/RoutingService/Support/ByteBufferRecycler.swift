@@ -1,0 +1,61 @@
+import NIOCore
+
+/// One event loop's spent byte buffers, handed out again instead of new ones. Without it a keep-alive
+/// request costs five fresh buffers (the TLS read, its plaintext, the forwarded head, the response head,
+/// the response's records), two allocations and two frees each.
+///
+/// A buffer is recycled as soon as its maker hands it on (writes it, passes it down the pipeline), not
+/// once it is free: `ByteBuffer` is copy-on-write, so `buffer(capacity:)` reuses a spare's storage only
+/// when nothing else holds it any more (`clear(minimumCapacity:)`), and otherwise allocates as it would
+/// have without the recycler. Spares go out oldest first, which gives the writes in flight time to end.
+///
+/// Two sizes, so that a buffer a connection holds on to (a partial request head, a partial record) is at
+/// most `smallCapacity` when a small one was asked for: requests of up to `smallCapacity` bytes get small
+/// spares only. Small buffers have room for at least `smallMinimumCapacity` bytes, so that any small spare
+/// fits most requests for one without growing.
+/// Only ever used on its event loop.
+final class ByteBufferRecycler {
+    /// Requests up to this size, and spares whose storage is this size or less, are small.
+    static let smallCapacity = 2048
+    static let smallMinimumCapacity = 1024
+    /// Larger spares (after a large body, say) are not kept.
+    static let largeCapacity = 32 * 1024
+    /// Spares kept per size: enough for the buffers of a few requests in flight on the loop at once.
+    static let sparesPerSize = 16
+
+    private var small = CircularBuffer<ByteBuffer>(initialCapacity: ByteBufferRecycler.sparesPerSize)
+    private var large = CircularBuffer<ByteBuffer>(initialCapacity: ByteBufferRecycler.sparesPerSize)
+
+    init() {}
+
+    /// A cleared buffer with room for at least `capacity` bytes.
+    func buffer(capacity: Int) -> ByteBuffer {
+        if capacity <= Self.smallCapacity {
+            return Self.reuse(from: &small, capacity: max(capacity, Self.smallMinimumCapacity))
+        }
+        return Self.reuse(from: &large, capacity: capacity)
+    }
+
+    /// Keeps `buffer`'s storage for a later `buffer(capacity:)`; the caller may go on reading it.
+    func recycle(_ buffer: ByteBuffer) {
+        let capacity = buffer.storageCapacity
+        if capacity <= Self.smallCapacity {
+            if small.count < Self.sparesPerSize { small.append(buffer) }
+        } else if capacity <= Self.largeCapacity {
+            if large.count < Self.sparesPerSize { large.append(buffer) }
+        }
+    }
+
+    var spareCount: Int { small.count + large.count }
+
+    private static func reuse(from spares: inout CircularBuffer<ByteBuffer>, capacity: Int) -> ByteBuffer {
+        guard var buffer = spares.popFirst() else { return allocator.buffer(capacity: capacity) }
+        buffer.clear(minimumCapacity: capacity)
+        return buffer
+    }
+
+    private static var allocator: ByteBufferAllocator { ByteBufferAllocator() }
+}
+
+@available(*, unavailable)
+extension ByteBufferRecycler: Sendable {}
