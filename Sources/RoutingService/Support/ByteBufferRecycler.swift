@@ -20,11 +20,14 @@ final class ByteBufferRecycler {
     static let smallMinimumCapacity = 1024
     /// Larger spares (after a large body, say) are not kept.
     static let largeCapacity = 32 * 1024
-    /// Spares kept per size: enough for the buffers of a few requests in flight on the loop at once.
-    static let sparesPerSize = 16
+    /// Small spares kept: about as many as the requests in flight on a busy loop, since each holds its
+    /// forwarded head until its response ends (at most 128 KiB).
+    static let smallSpareLimit = 64
+    /// Large spares kept (at most 512 KiB).
+    static let largeSpareLimit = 16
 
-    private var small = CircularBuffer<ByteBuffer>(initialCapacity: ByteBufferRecycler.sparesPerSize)
-    private var large = CircularBuffer<ByteBuffer>(initialCapacity: ByteBufferRecycler.sparesPerSize)
+    private var small = CircularBuffer<ByteBuffer>(initialCapacity: ByteBufferRecycler.smallSpareLimit)
+    private var large = CircularBuffer<ByteBuffer>(initialCapacity: ByteBufferRecycler.largeSpareLimit)
 
     init() {}
 
@@ -40,9 +43,9 @@ final class ByteBufferRecycler {
     func recycle(_ buffer: ByteBuffer) {
         let capacity = buffer.storageCapacity
         if capacity <= Self.smallCapacity {
-            if small.count < Self.sparesPerSize { small.append(buffer) }
+            if small.count < Self.smallSpareLimit { small.append(buffer) }
         } else if capacity <= Self.largeCapacity {
-            if large.count < Self.sparesPerSize { large.append(buffer) }
+            if large.count < Self.largeSpareLimit { large.append(buffer) }
         }
     }
 

@@ -84,12 +84,14 @@ import Testing
     @Test func keepsABoundedNumberOfSparesAndNoneTooLarge() {
         let recycler = ByteBufferRecycler()
         let allocator = ByteBufferAllocator()
-        for _ in 0..<(ByteBufferRecycler.sparesPerSize + 5) { recycler.recycle(allocator.buffer(capacity: 256)) }
-        #expect(recycler.spareCount == ByteBufferRecycler.sparesPerSize)
+        for _ in 0..<(ByteBufferRecycler.smallSpareLimit + 5) { recycler.recycle(allocator.buffer(capacity: 256)) }
+        #expect(recycler.spareCount == ByteBufferRecycler.smallSpareLimit)
         recycler.recycle(allocator.buffer(capacity: ByteBufferRecycler.largeCapacity * 2))
-        #expect(recycler.spareCount == ByteBufferRecycler.sparesPerSize)
-        recycler.recycle(allocator.buffer(capacity: ByteBufferRecycler.largeCapacity))
-        #expect(recycler.spareCount == ByteBufferRecycler.sparesPerSize + 1)
+        #expect(recycler.spareCount == ByteBufferRecycler.smallSpareLimit)
+        for _ in 0..<(ByteBufferRecycler.largeSpareLimit + 5) {
+            recycler.recycle(allocator.buffer(capacity: ByteBufferRecycler.largeCapacity))
+        }
+        #expect(recycler.spareCount == ByteBufferRecycler.smallSpareLimit + ByteBufferRecycler.largeSpareLimit)
     }
 
     @Test func aConnectionsReceiveBuffersAfterTheFirstComeFromItsLoopsSpares() throws {
