@@ -28,10 +28,11 @@ struct HTTP2RequestHead {
         self.init(block: allocator.buffer(capacity: 256))
     }
 
-    /// A head whose bytes go into `block`, an empty buffer (taken over: kept by the caller too, the
-    /// first write would copy it).
-    init(block empty: consuming ByteBuffer) {
+    /// A head whose bytes go into `block`, an empty buffer, and whose fields into `fields`, an empty list
+    /// (both taken over: kept by the caller too, the first write would copy them).
+    init(block empty: consuming ByteBuffer, fields emptyFields: consuming [HTTP2HeaderField] = []) {
         block = consume empty
+        fields = consume emptyFields
         // Room for a client's usual fields in one allocation, not one per doubling.
         fields.reserveCapacity(16)
     }

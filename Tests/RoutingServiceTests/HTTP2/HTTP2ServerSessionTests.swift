@@ -7,10 +7,12 @@ import Testing
     private final class Recorder: HTTP2ServerSessionDelegate {
         var heads: [Int32] = []
         var paths: [Int32: String] = [:]
+        var fields: [Int32: [String]] = [:]
         var ended: [Int32] = []
         func http2RequestHeadReceived(streamID: Int32, head: HTTP2RequestHead, endStream: Bool) {
             heads.append(streamID)
             paths[streamID] = head.pathText
+            fields[streamID] = head.fields.map { "\(head.text($0.name)): \(head.text($0.value))" }
         }
         func http2RequestBodyReceived(streamID: Int32, bytes: ByteBuffer) {}
         func http2RequestEnded(streamID: Int32) { ended.append(streamID) }
@@ -112,17 +114,25 @@ import Testing
         [index, UInt8(value.utf8.count)] + Array(value.utf8)
     }
 
-    /// A head split over HEADERS and CONTINUATION arrives whole; another stream's head after it is its own;
-    /// trailers later on the first stream end it and are not taken for a new head.
+    /// HPACK: a literal field (no indexing) with a new name.
+    private func newName(_ name: String, _ value: String) -> [UInt8] {
+        [0x00, UInt8(name.utf8.count)] + Array(name.utf8) + [UInt8(value.utf8.count)] + Array(value.utf8)
+    }
+
+    /// A head split over HEADERS and CONTINUATION arrives whole; another stream's head after it is its own
+    /// (its fields too: the session reuses the last head's field list); trailers later on the first stream
+    /// end it and are not taken for a new head.
     @Test func headsArriveWholeAcrossContinuationAndTrailersAreNotAHead() throws {
         let (recorder, session, opening) = try openedSession()
         var input = opening
         // Stream 1: POST /one, its block cut after `:path` (HEADERS without END_HEADERS, then CONTINUATION).
         let first: [UInt8] = [0x83, 0x87] + literal(index: 0x04, "/one")
         input.writeImmutableBuffer(frame(type: 0x1, flags: 0x0, stream: 1, first))
-        input.writeImmutableBuffer(frame(type: 0x9, flags: 0x4, stream: 1, literal(index: 0x01, "a.test")))
+        input.writeImmutableBuffer(
+            frame(type: 0x9, flags: 0x4, stream: 1, literal(index: 0x01, "a.test") + newName("x-one", "1") + newName("x-two", "2"))
+        )
         // Stream 3: GET /three, whole.
-        let third: [UInt8] = [0x82, 0x87] + literal(index: 0x04, "/three") + literal(index: 0x01, "a.test")
+        let third: [UInt8] = [0x82, 0x87] + literal(index: 0x04, "/three") + literal(index: 0x01, "a.test") + newName("x-three", "3")
         input.writeImmutableBuffer(frame(type: 0x1, flags: 0x5, stream: 3, third))
         // Stream 1's trailers (END_STREAM | END_HEADERS): `x-t: 1`, a literal with a new name.
         let trailers: [UInt8] = [0x00, 3] + Array("x-t".utf8) + [1, UInt8(ascii: "1")]
@@ -131,6 +141,7 @@ import Testing
 
         #expect(recorder.heads == [1, 3])
         #expect(recorder.paths == [1: "/one", 3: "/three"])
+        #expect(recorder.fields == [1: ["x-one: 1", "x-two: 2"], 3: ["x-three: 3"]])
         #expect(recorder.ended == [1])
     }
 

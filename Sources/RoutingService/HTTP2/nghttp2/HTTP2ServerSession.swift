@@ -66,6 +66,10 @@ final class HTTP2ServerSession {
     /// The request head being received. A header block arrives whole, with no frame of another stream
     /// in between (RFC 9113 §4.3), so there is at most one at a time and it needs no lookup per field.
     private var headInProgress: (streamID: Int32, head: HTTP2RequestHead)?
+    /// The last head's field list, emptied, for the next head (one per stream otherwise); not kept when
+    /// it grew past `spareFieldsLimit`.
+    private var spareFields: [HTTP2HeaderField] = []
+    private static let spareFieldsLimit = 64
     /// Response bodies being sent, by stream.
     private var bodies: [Int32: OutgoingBody] = [:]
     /// Inside `nghttp2_session_mem_recv`/`mem_send`, which must not be re-entered.
@@ -316,7 +320,9 @@ final class HTTP2ServerSession {
     // MARK: callbacks from nghttp2
 
     fileprivate func beginHeaders(streamID: Int32) {
-        headInProgress = (streamID, HTTP2RequestHead(block: recycler.buffer(capacity: 256)))
+        var fields: [HTTP2HeaderField] = []
+        swap(&fields, &spareFields)
+        headInProgress = (streamID, HTTP2RequestHead(block: recycler.buffer(capacity: 256), fields: consume fields))
     }
 
     fileprivate func header(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) {
@@ -326,11 +332,15 @@ final class HTTP2ServerSession {
     }
 
     fileprivate func headersEnded(streamID: Int32, endStream: Bool) {
-        if let (headStreamID, head) = headInProgress, headStreamID == streamID {
-            headInProgress = nil
+        if headInProgress?.streamID == streamID, var (_, head) = headInProgress.take() {
             delegate.http2RequestHeadReceived(streamID: streamID, head: head, endStream: endStream)
-            // The delegate routed it and copied what it forwards: the block can take the next head.
+            // The delegate routed it and copied what it forwards: the block and the field list can take
+            // the next head.
             recycler.recycle(head.block)
+            if head.fields.capacity <= Self.spareFieldsLimit {
+                head.fields.removeAll(keepingCapacity: true)
+                swap(&spareFields, &head.fields)
+            }
         } else if endStream {
             // Trailers: their fields are not forwarded (HTTP/1.1 instances get a plain end).
             delegate.http2RequestEnded(streamID: streamID)
