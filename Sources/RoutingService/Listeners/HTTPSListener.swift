@@ -58,9 +58,7 @@ public enum HTTPSListener {
                             // NIO keeps a channel's first receive buffer for its whole life: make it a
                             // placeholder, so an idle connection holds no receive buffer.
                             let loop = dependencies.proxy.loopContext(for: channel.eventLoop)
-                            try ReleasingRecvByteBufferAllocator.install(
-                                on: options, recycler: LoopConfined(loop.recycler, eventLoop: channel.eventLoop)
-                            )
+                            try ReleasingRecvByteBufferAllocator.install(on: options, recycler: loop.recycler)
                         } else {
                             throw ChannelError.operationUnsupported
                         }

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOEmbedded
 import Testing
 @testable import RoutingService
 
@@ -95,9 +94,8 @@ import Testing
     }
 
     @Test func aConnectionsReceiveBuffersAfterTheFirstComeFromItsLoopsSpares() throws {
-        let loop = EmbeddedEventLoop()
         let recycler = ByteBufferRecycler()
-        var allocator = ReleasingRecvByteBufferAllocator(recycler: LoopConfined(recycler, eventLoop: loop))
+        var allocator = ReleasingRecvByteBufferAllocator(recycler: recycler)
         // The first read is the placeholder the channel's pool keeps: never a spare.
         let spare = Self.recycledSpare(recycler, capacity: 1024)
         #expect(allocator.buffer(allocator: ByteBufferAllocator()).capacity == ReleasingRecvByteBufferAllocator.placeholderCapacity)
