@@ -2,8 +2,9 @@
 """edge-router beside nginx, HAProxy and Caddy: the benchmark driver (started by bench/run.sh).
 
 Starts the upstreams (three Node.js instances and a static nginx on 127.0.0.2-4), then, per phase,
-the four targets with equivalent configurations; runs the loads interleaved (three rounds, each one
-target further on: A B C D, B C D A, C D A B), each after the processes are quiet;
+the four targets with equivalent configurations; runs the loads interleaved (four rounds, each one
+target further on: A B C D, B C D A, C D A B, D A B C, so each target is measured once in each position),
+each after the processes are quiet;
 reads each target's CPU time and memory from /proc; writes the raw results as JSON and the tables
 into docs/BENCHMARKS.md between the `results` markers. Every process it starts it stops by PID.
 """
@@ -464,7 +465,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
     parser.add_argument("--certs", required=True, type=Path)
-    parser.add_argument("--rounds", type=int, default=3)
+    # Four: with four targets, each is measured once in each position of a round.
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=10, help="keep-alive run length")
     parser.add_argument("--handshake-seconds", type=int, default=5)
     parser.add_argument("--handshake-workers", type=int, default=4)

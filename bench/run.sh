@@ -5,7 +5,7 @@
 #
 # Builds edge-router in release mode, makes throwaway ECDSA P-256 certificates in a temp dir, starts three
 # Node.js instances (bench/upstream.js) and a static nginx on 127.0.0.2-4, then each proxy in turn on its own
-# loopback port, runs the loads interleaved (A B C D, three rounds), and rewrites the results section of
+# loopback port, runs the loads interleaved (four rounds: A B C D, B C D A, C D A B, D A B C), and rewrites the results section of
 # docs/BENCHMARKS.md (raw figures: bench/results/latest.json). Everything started is stopped by PID.
 # --quick: one round, 5 s runs, 2,000 idle connections (a smoke test, not for the doc).
 set -euo pipefail
