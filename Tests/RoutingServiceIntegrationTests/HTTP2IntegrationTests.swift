@@ -150,11 +150,20 @@ import TestSupport
     }
 
     /// Many requests at once over TLS, HTTP/1.1 keep-alive connections and HTTP/2 streams, with heads of
-    /// every size from a few bytes to 3 KiB: each response is its own request's. The request path reuses
-    /// its event loop's buffers (`ByteBufferRecycler`); a buffer handed out again while another request
-    /// still held it would show here as a response naming the wrong request, or a garbled one.
+    /// every size from a few bytes to 3 KiB, and a 300 KB body up and back over HTTP/1.1 (records split
+    /// across reads): each response is its own request's, byte for byte. The request path reuses its event
+    /// loop's buffers (`ByteBufferRecycler`); a buffer handed out again while another request still held
+    /// it would show here as a response naming the wrong request, or a garbled one.
     @Test func concurrentRequestsOverTLSEachGetTheirOwnResponse() async throws {
         try await withGateway { _, _, client in
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("tls-mirror-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: file) }
+            let payload = (0..<300_000).map { UInt8(ascii: "a") + UInt8($0 % 26) }
+            try Data(payload).write(to: file)
+            let mirrored = try client.curl("h2.test", "/mirror", ["--data-binary", "@\(file.path)"], http2: false)
+            #expect(mirrored.version == "1.1")
+            #expect(mirrored.body == String(decoding: payload, as: UTF8.self))
+
             for http2 in [false, true] {
                 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tls-parallel-\(UUID().uuidString)")
                 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
