@@ -104,6 +104,38 @@ import TestSupport
         }
     }
 
+    /// One connection, three streams: the forwarding headers of a stream without any of its own are made
+    /// once per connection and Host and copied after; a stream that brings its own gets them extended.
+    @Test func forwardingHeadersOnOneConnectionFollowEachStream() async throws {
+        try await withGateway { _, _, client in
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("h2-forwarding-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let url = "https://h2.test:\(client.port)/echo"
+            // `--next` starts the options afresh: each transfer names them all (curl keeps the connection).
+            let common = ["-s", "--max-time", "20", "-w", "%{num_connects} ", "--http2", "--cacert", client.caPath,
+                          "--resolve", "h2.test:\(client.port):127.0.0.1"]
+            let output = try Shell.run("curl", []
+                + common + ["-o", "\(directory.path)/1", "\(url)?1", "--next"]
+                + common + ["-H", "x-forwarded-for: 10.0.0.9", "-H", "via: 1.0 outer", "-o", "\(directory.path)/2", "\(url)?2", "--next"]
+                + common + ["-o", "\(directory.path)/3", "\(url)?3"]).output
+            #expect(output.split(separator: " ") == ["1", "0", "0"], "one connection for the three: \(output)")
+            func headers(_ name: String) throws -> [String: String] {
+                let body = try String(contentsOfFile: "\(directory.path)/\(name)", encoding: .utf8)
+                return try #require(try Curl.json(body)["headers"] as? [String: String])
+            }
+            let authority = "h2.test:\(client.port)"
+            for plain in ["1", "3"] {
+                #expect(try headers(plain)["x-forwarded-for"] == "127.0.0.1")
+                #expect(try headers(plain)["via"] == "2 edge-router")
+                #expect(try headers(plain)["x-forwarded-host"] == authority)
+            }
+            #expect(try headers("2")["x-forwarded-for"] == "10.0.0.9, 127.0.0.1")
+            #expect(try headers("2")["via"] == "1.0 outer, 2 edge-router")
+            #expect(try headers("2")["forwarded"] == "for=127.0.0.1;host=\"\(authority)\";proto=https")
+        }
+    }
+
     @Test func postBodiesGoUpAndComeBackThroughFlowControl() async throws {
         try await withGateway { _, _, client in
             // Larger than the 64 KiB stream window: the client can only send it all if the window is

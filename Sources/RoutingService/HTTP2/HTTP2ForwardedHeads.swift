@@ -15,7 +15,7 @@ enum HTTP2RequestBodyFraming: Equatable {
 /// the forwarding headers written the way `ForwardedHeadWriter` writes them for HTTP/1 clients.
 enum HTTP2ForwardedHeads {
     /// The request's received-protocol in `Via` (RFC 9110 §7.6.3): the client spoke HTTP/2.
-    static let requestVia = "2 edge-router"
+    static let requestVia: StaticString = "2 edge-router"
     /// The response came from the instance over HTTP/1.1.
     static let responseVia = "1.1 edge-router"
     /// The name of the Host line, as bytes (a static string's bytes live as long as the program).
@@ -39,105 +39,98 @@ enum HTTP2ForwardedHeads {
         context: ForwardingContext,
         into buffer: inout ByteBuffer
     ) {
-        var previousForwardedFor: [Range<Int>] = []
-        var previousForwarded: [Range<Int>] = []
-        var previousVia: [Range<Int>] = []
-        var cookies: [Range<Int>] = []
-        let hostRange = head.authority ?? head.host
         head.block.withUnsafeReadableBytes { raw in
-            func write(_ range: Range<Int>) { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[range])) }
-            /// `name: value\r\n` in one write (four writes would check capacity and uniqueness four times).
-            func writeField(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
-                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: name.count + value.count + 4) { target in
-                    var at = 0
-                    func put(_ bytes: UnsafeRawBufferPointer) {
-                        UnsafeMutableRawBufferPointer(rebasing: target[at..<(at + bytes.count)]).copyMemory(from: bytes)
-                        at += bytes.count
-                    }
-                    put(name)
-                    target[at] = UInt8(ascii: ":")
-                    target[at + 1] = UInt8(ascii: " ")
-                    at += 2
-                    put(value)
-                    target[at] = UInt8(ascii: "\r")
-                    target[at + 1] = UInt8(ascii: "\n")
-                    return at + 2
-                }
-            }
-            func writeList(_ values: [Range<Int>]) {
-                for value in values where !value.isEmpty {
-                    write(value)
-                    buffer.writeStaticString(", ")
-                }
-            }
-            if let method = head.method { write(method) }
-            buffer.writeStaticString(" ")
-            if let path = head.path { write(path) } else { buffer.writeStaticString("/") }
-            buffer.writeStaticString(" HTTP/1.1\r\n")
-            if let hostRange {
-                writeField(Self.hostName, UnsafeRawBufferPointer(rebasing: raw[hostRange]))
-            }
-            for field in head.fields {
-                if field.isCookie {
-                    cookies.append(field.value)
-                    continue
-                }
-                switch field.kind {
-                case .xForwardedFor: previousForwardedFor.append(field.value)
-                case .forwarded: previousForwarded.append(field.value)
-                case .via: previousVia.append(field.value)
-                case .host, .xForwardedProto, .xForwardedHost, .contentLength:
-                    break  // written below from what this proxy knows
-                case .connection, .keepAlive, .proxyConnection, .te, .trailer, .transferEncoding, .upgrade,
-                     .connectionNominated:
-                    break  // connection-specific: not in HTTP/2 (nghttp2 refuses them), never forwarded
-                case .other:
-                    writeField(UnsafeRawBufferPointer(rebasing: raw[field.name]), UnsafeRawBufferPointer(rebasing: raw[field.value]))
-                }
-            }
-            if !cookies.isEmpty {
-                buffer.writeStaticString("cookie: ")
-                for (index, cookie) in cookies.enumerated() {
-                    if index > 0 { buffer.writeStaticString("; ") }
-                    write(cookie)
-                }
-                buffer.writeStaticString("\r\n")
-            }
-            switch framing {
-            case .none:
-                if let length = head.contentLength { buffer.writeString("Content-Length: \(length)\r\n") }
-            case .length(let length):
-                buffer.writeString("Content-Length: \(length)\r\n")
-            case .chunked:
-                buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
-            }
-
-            buffer.writeStaticString("X-Forwarded-For: ")
-            writeList(previousForwardedFor)
-            buffer.writeString(context.clientAddress ?? "unknown")
-            buffer.writeStaticString("\r\nX-Forwarded-Proto: ")
-            buffer.writeString(context.scheme)
-            buffer.writeStaticString("\r\n")
-            if let hostRange {
-                buffer.writeStaticString("X-Forwarded-Host: ")
-                write(hostRange)
-                buffer.writeStaticString("\r\n")
-            }
-            buffer.writeStaticString("Forwarded: ")
-            writeList(previousForwarded)
-            buffer.writeStaticString("for=")
-            ForwardedHeadWriter.writeForwardedNode(context.clientAddress, into: &buffer)
-            if let hostRange {
-                buffer.writeStaticString(";host=")
-                ForwardedHeadWriter.writeForwardedValue(UnsafeRawBufferPointer(rebasing: raw[hostRange]), into: &buffer)
-            }
-            buffer.writeStaticString(";proto=")
-            buffer.writeString(context.scheme)
-            buffer.writeStaticString("\r\nVia: ")
-            writeList(previousVia)
-            buffer.writeString(requestVia)
-            buffer.writeStaticString("\r\n\r\n")
+            let appendix = writeRequestLineAndFields(head, framing: framing, bytes: raw, into: &buffer)
+            writeForwarding(appendix, of: head, bytes: raw, context: context, into: &buffer)
         }
+    }
+
+    /// The request line, `Host`, the fields that pass and the framing; returns the earlier forwarding
+    /// values the request carried. `bytes` is `head.block`'s readable bytes.
+    static func writeRequestLineAndFields(
+        _ head: HTTP2RequestHead,
+        framing: HTTP2RequestBodyFraming,
+        bytes raw: UnsafeRawBufferPointer,
+        into buffer: inout ByteBuffer
+    ) -> ForwardedHeadWriter.RequestAppendix {
+        var appendix = ForwardedHeadWriter.RequestAppendix()
+        var cookies: [Range<Int>] = []
+        func write(_ range: Range<Int>) { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[range])) }
+        /// `name: value\r\n` in one write (four writes would check capacity and uniqueness four times).
+        func writeField(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: name.count + value.count + 4) { target in
+                var at = 0
+                func put(_ bytes: UnsafeRawBufferPointer) {
+                    UnsafeMutableRawBufferPointer(rebasing: target[at..<(at + bytes.count)]).copyMemory(from: bytes)
+                    at += bytes.count
+                }
+                put(name)
+                target[at] = UInt8(ascii: ":")
+                target[at + 1] = UInt8(ascii: " ")
+                at += 2
+                put(value)
+                target[at] = UInt8(ascii: "\r")
+                target[at + 1] = UInt8(ascii: "\n")
+                return at + 2
+            }
+        }
+        if let method = head.method { write(method) }
+        buffer.writeStaticString(" ")
+        if let path = head.path { write(path) } else { buffer.writeStaticString("/") }
+        buffer.writeStaticString(" HTTP/1.1\r\n")
+        if let hostRange = head.authority ?? head.host {
+            writeField(Self.hostName, UnsafeRawBufferPointer(rebasing: raw[hostRange]))
+        }
+        for field in head.fields {
+            if field.isCookie {
+                cookies.append(field.value)
+                continue
+            }
+            switch field.kind {
+            case .xForwardedFor: appendix.previousForwardedFor.append(field.value)
+            case .forwarded: appendix.previousForwarded.append(field.value)
+            case .via: appendix.previousVia.append(field.value)
+            case .host, .xForwardedProto, .xForwardedHost, .contentLength:
+                break  // written below from what this proxy knows
+            case .connection, .keepAlive, .proxyConnection, .te, .trailer, .transferEncoding, .upgrade,
+                 .connectionNominated:
+                break  // connection-specific: not in HTTP/2 (nghttp2 refuses them), never forwarded
+            case .other:
+                writeField(UnsafeRawBufferPointer(rebasing: raw[field.name]), UnsafeRawBufferPointer(rebasing: raw[field.value]))
+            }
+        }
+        if !cookies.isEmpty {
+            buffer.writeStaticString("cookie: ")
+            for (index, cookie) in cookies.enumerated() {
+                if index > 0 { buffer.writeStaticString("; ") }
+                write(cookie)
+            }
+            buffer.writeStaticString("\r\n")
+        }
+        switch framing {
+        case .none:
+            if let length = head.contentLength { buffer.writeString("Content-Length: \(length)\r\n") }
+        case .length(let length):
+            buffer.writeString("Content-Length: \(length)\r\n")
+        case .chunked:
+            buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
+        }
+        return appendix
+    }
+
+    /// The forwarding headers (as `ForwardedHeadWriter` writes them for HTTP/1 clients, `Via` naming
+    /// HTTP/2) and the blank line that ends the head. `bytes` is `head.block`'s readable bytes.
+    static func writeForwarding(
+        _ appendix: ForwardedHeadWriter.RequestAppendix,
+        of head: HTTP2RequestHead,
+        bytes raw: UnsafeRawBufferPointer,
+        context: ForwardingContext,
+        into buffer: inout ByteBuffer
+    ) {
+        ForwardedHeadWriter.writeForwardingFields(
+            appendix, host: head.authority ?? head.host, bytes: raw, context: context, via: requestVia, into: &buffer
+        )
+        buffer.writeStaticString("\r\n")
     }
 
     /// The HTTP/2 response head for an instance's HTTP/1.1 response: names lower-cased, hop-by-hop and

@@ -41,6 +41,8 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The last proxied stream's Host and route under the snapshot that gave it: the streams of one
     /// connection ask for the same host again and again (as on HTTP/1 keep-alive connections).
     private var lastRoute: RouteMemo?
+    /// The forwarding headers last written for a request that carried none of its own, by Host.
+    private var forwardingCache = ForwardingFieldsCache()
 
     init(runtime: HTTPProxyRuntime, serverName: String?) {
         self.runtime = runtime
@@ -249,7 +251,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let routes = loop.routes(from: runtime.routes)
         let host = head.hostText
         if let last = lastRoute, let host, last.matches(routes: routes, host: host) {
-            startProxying(head, endStream: endStream, method: method, route: last.route, routes: routes, stream: stream)
+            startProxying(head, endStream: endStream, method: method, route: last.route, routes: routes, host: host, stream: stream)
             return
         }
         let disposition = RequestRouter.disposition(
@@ -258,7 +260,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch disposition {
         case .proxy(let route):
             if let host { lastRoute = RouteMemo(routes: routes, host: host, route: route) }
-            startProxying(head, endStream: endStream, method: method, route: route, routes: routes, stream: stream)
+            startProxying(head, endStream: endStream, method: method, route: route, routes: routes, host: host, stream: stream)
         case .misdirected(let reason):
             stream.respondLocally(status: .misdirectedRequest, message: reason, domain: host)
         case .unknownHost(let name):
@@ -273,7 +275,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func startProxying(
         _ head: HTTP2RequestHead, endStream: Bool, method: HTTP1Method, route: DomainRoute, routes: ProxyRoutes,
-        stream: HTTP2StreamProxy
+        host: String?, stream: HTTP2StreamProxy
     ) {
         let balancer = runtime.balancers.leastBusy(using: &loop.random)
         let candidates = routes.instances(balancer: balancer, group: route.upstream)
@@ -288,7 +290,16 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         let framing = HTTP2ForwardedHeads.bodyFraming(of: head, endStream: endStream)
         var forwarded = loop.recycler.buffer(capacity: head.block.readableBytes + 320)
-        HTTP2ForwardedHeads.writeRequest(head, framing: framing, context: forwarding, into: &forwarded)
+        head.block.withUnsafeReadableBytes { raw in
+            let appendix = HTTP2ForwardedHeads.writeRequestLineAndFields(head, framing: framing, bytes: raw, into: &forwarded)
+            guard appendix.dependsOnlyOnHost else {
+                HTTP2ForwardedHeads.writeForwarding(appendix, of: head, bytes: raw, context: forwarding, into: &forwarded)
+                return
+            }
+            forwardingCache.write(forHost: host, into: &forwarded) { bytes in
+                HTTP2ForwardedHeads.writeForwarding(appendix, of: head, bytes: raw, context: forwarding, into: &bytes)
+            }
+        }
         var request = HTTP1RequestHead()
         request.method = method
         let exchange = ProxyExchange(

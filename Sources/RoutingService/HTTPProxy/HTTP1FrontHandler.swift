@@ -58,7 +58,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// read instead of one per part (the TLS handler then encrypts it without copying it together).
     private var pendingResponse: ByteBuffer?
     /// The forwarding headers last appended for a request that carried none of its own, by Host.
-    private var cachedAppendix: (host: String?, bytes: ByteBuffer)?
+    private var forwardingCache = ForwardingFieldsCache()
     /// The slow-head and idle timeouts (one timer: exactly one of them applies at any time).
     private var clientTimer: DeadlineTimer?
     /// The current exchange's instance must send a response head before this fires (armed once the
@@ -440,14 +440,9 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 ForwardedHeadWriter.writeAppendix(appendix, of: request, bytes: raw, context: forwarding, into: &forwarded)
                 return
             }
-            if let cached = cachedAppendix, cached.host == host {
-                forwarded.writeImmutableBuffer(cached.bytes)
-                return
+            forwardingCache.write(forHost: host, into: &forwarded) { bytes in
+                ForwardedHeadWriter.writeAppendix(appendix, of: request, bytes: raw, context: forwarding, into: &bytes)
             }
-            var bytes = Self.allocator.buffer(capacity: 256)
-            ForwardedHeadWriter.writeAppendix(appendix, of: request, bytes: raw, context: forwarding, into: &bytes)
-            cachedAppendix = (host, bytes)
-            forwarded.writeImmutableBuffer(bytes)
         }
         let exchange = ProxyExchange(
             request: request,
@@ -750,10 +745,6 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
             break
         }
     }
-
-    /// The channels' own allocator (NIO's default, which edge-router never replaces), without the
-    /// retains and releases that reaching it through `context.channel` costs on every request.
-    private static var allocator: ByteBufferAllocator { ByteBufferAllocator() }
 
     private static let lastChunk: ByteBuffer = ByteBuffer(staticString: "0\r\n\r\n")
     private static let crlf: ByteBuffer = ByteBuffer(staticString: "\r\n")

@@ -188,4 +188,26 @@ private func forwardResponse(_ text: String, requestIsHead: Bool = false, client
         buffer.writeStaticString("<")
         #expect(String(buffer: buffer) == ">" + expected + "<")
     }
+
+    /// The connection's forwarding headers are made once per Host and copied after; another Host (or
+    /// none) makes them again.
+    @Test func forwardingFieldsAreMadeOncePerHostAndCopiedAfter() {
+        var cache = ForwardingFieldsCache()
+        var made: [String?] = []
+        func write(_ host: String?) -> String {
+            var buffer = ByteBuffer(string: "head\r\n")
+            cache.write(forHost: host, into: &buffer) { bytes in
+                made.append(host)
+                bytes.writeString("X-Forwarded-Host: \(host ?? "-")\r\n")
+            }
+            return String(buffer: buffer)
+        }
+        #expect(write("a.test") == "head\r\nX-Forwarded-Host: a.test\r\n")
+        #expect(write("a.test") == "head\r\nX-Forwarded-Host: a.test\r\n")
+        #expect(write("b.test") == "head\r\nX-Forwarded-Host: b.test\r\n")
+        #expect(write(nil) == "head\r\nX-Forwarded-Host: -\r\n")
+        #expect(write(nil) == "head\r\nX-Forwarded-Host: -\r\n")
+        #expect(write("a.test") == "head\r\nX-Forwarded-Host: a.test\r\n")
+        #expect(made == ["a.test", "b.test", nil, "a.test"])
+    }
 }

@@ -34,6 +34,28 @@ enum HTTP1ResponseRelay: Equatable {
     }
 }
 
+/// The forwarding headers a connection last wrote for a request that carried none of its own, and the
+/// Host they were written for. On one connection they are then the same bytes request after request (the
+/// client's address and the scheme do not change): made once, copied after.
+struct ForwardingFieldsCache {
+    private var host: String?
+    private var bytes: ByteBuffer?
+
+    /// Copies the kept bytes when they were made for `host`; else makes them with `make`, keeps them and
+    /// copies them.
+    mutating func write(forHost host: String?, into buffer: inout ByteBuffer, making make: (inout ByteBuffer) -> Void) {
+        if let bytes, self.host == host {
+            buffer.writeImmutableBuffer(bytes)
+            return
+        }
+        var made = ByteBufferAllocator().buffer(capacity: 256)
+        make(&made)
+        self.host = host
+        bytes = made
+        buffer.writeImmutableBuffer(made)
+    }
+}
+
 /// Writes the heads the proxy forwards (RFC 9110 §7.6): the received header lines copied as bytes,
 /// minus the hop-by-hop ones; `X-Forwarded-For`/`-Proto`/`-Host`, `Forwarded` (RFC 7239) and `Via`
 /// set or extended; framing headers rewritten for the next hop.
@@ -99,15 +121,28 @@ enum ForwardedHeadWriter {
             buffer.writeStaticString("\r\nConnection: Upgrade\r\n")
         }
         if head.framing == .chunked { buffer.writeStaticString("Transfer-Encoding: chunked\r\n") }
+        writeForwardingFields(appendix, host: head.host, bytes: bytes, context: context, via: "1.1 edge-router", into: &buffer)
+        buffer.writeStaticString("\r\n")
+    }
 
-        let client = context.clientAddress ?? "unknown"
+    /// `X-Forwarded-For`, `-Proto`, `-Host`, `Forwarded` and `Via`, each extending the values the request
+    /// carried (`appendix`, `host`: ranges in `bytes`); `via` is this hop as `Via` names it (the protocol
+    /// the client spoke). Shared by the HTTP/1 and HTTP/2 fronts.
+    static func writeForwardingFields(
+        _ appendix: RequestAppendix,
+        host: Range<Int>?,
+        bytes: UnsafeRawBufferPointer,
+        context: ForwardingContext,
+        via: StaticString,
+        into buffer: inout ByteBuffer
+    ) {
         buffer.writeStaticString("X-Forwarded-For: ")
         writeList(appendix.previousForwardedFor, bytes: bytes, into: &buffer)
-        buffer.writeString(client)
+        buffer.writeString(context.clientAddress ?? "unknown")
         buffer.writeStaticString("\r\nX-Forwarded-Proto: ")
         buffer.writeString(context.scheme)
         buffer.writeStaticString("\r\n")
-        if let host = head.host {
+        if let host {
             buffer.writeStaticString("X-Forwarded-Host: ")
             buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[host]))
             buffer.writeStaticString("\r\n")
@@ -116,14 +151,15 @@ enum ForwardedHeadWriter {
         writeList(appendix.previousForwarded, bytes: bytes, into: &buffer)
         buffer.writeStaticString("for=")
         writeForwardedNode(context.clientAddress, into: &buffer)
-        if let host = head.host {
+        if let host {
             buffer.writeStaticString(";host=")
             writeForwardedValue(UnsafeRawBufferPointer(rebasing: bytes[host]), into: &buffer)
         }
         buffer.writeStaticString(";proto=")
         buffer.writeString(context.scheme)
-        buffer.writeStaticString("\r\n")
-        writeVia(appendix.previousVia, bytes: bytes, into: &buffer)
+        buffer.writeStaticString("\r\nVia: ")
+        writeList(appendix.previousVia, bytes: bytes, into: &buffer)
+        buffer.writeStaticString(via)
         buffer.writeStaticString("\r\n")
     }
 
