@@ -72,6 +72,14 @@ import TestSupport
         }
     }
 
+    /// 300,000 bytes (`a` to `z` over and over) in a new temporary file, which the caller removes.
+    private static func writeBodyFile(_ prefix: String) throws -> (file: URL, payload: [UInt8]) {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        let payload = (0..<300_000).map { UInt8(ascii: "a") + UInt8($0 % 26) }
+        try Data(payload).write(to: file)
+        return (file, payload)
+    }
+
     private func inFlight(_ gateway: GatewayUnderTest) async throws -> Int {
         let status = try await gateway.admin.request(.GET, "/status")
         let counts = try #require(status.json?["counts"] as? [String: Any])
@@ -140,10 +148,8 @@ import TestSupport
         try await withGateway { _, _, client in
             // Larger than the 64 KiB stream window: the client can only send it all if the window is
             // given back as the instance takes the bytes.
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("h2-body-\(UUID().uuidString)")
+            let (file, payload) = try Self.writeBodyFile("h2-body")
             defer { try? FileManager.default.removeItem(at: file) }
-            let payload = (0..<300_000).map { UInt8(ascii: "a") + UInt8($0 % 26) }
-            try Data(payload).write(to: file)
 
             let upload = try client.curl("h2.test", "/upload", ["--data-binary", "@\(file.path)"])
             #expect(upload.version == "2")
@@ -188,10 +194,8 @@ import TestSupport
     /// it would show here as a response naming the wrong request, or a garbled one.
     @Test func concurrentRequestsOverTLSEachGetTheirOwnResponse() async throws {
         try await withGateway { _, _, client in
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("tls-mirror-\(UUID().uuidString)")
+            let (file, payload) = try Self.writeBodyFile("tls-mirror")
             defer { try? FileManager.default.removeItem(at: file) }
-            let payload = (0..<300_000).map { UInt8(ascii: "a") + UInt8($0 % 26) }
-            try Data(payload).write(to: file)
             let mirrored = try client.curl("h2.test", "/mirror", ["--data-binary", "@\(file.path)"], http2: false)
             #expect(mirrored.version == "1.1")
             #expect(mirrored.body == String(decoding: payload, as: UTF8.self))
