@@ -17,7 +17,7 @@ enum HTTP2ForwardedHeads {
     /// The request's received-protocol in `Via` (RFC 9110 §7.6.3): the client spoke HTTP/2.
     static let requestVia: StaticString = "2 edge-router"
     /// The response came from the instance over HTTP/1.1.
-    static let responseVia = "1.1 edge-router"
+    static let responseVia = ForwardedHeadWriter.viaFromHTTP11
     /// The name of the Host line, as bytes (a static string's bytes live as long as the program).
     private static var hostName: UnsafeRawBufferPointer {
         let name: StaticString = "Host"
@@ -173,7 +173,7 @@ enum HTTP2ForwardedHeads {
                 block.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[range]))
                 block.writeStaticString(", ")
             }
-            block.writeString(responseVia)
+            block.writeStaticString(responseVia)
         }
         return response
     }

@@ -60,6 +60,9 @@ struct ForwardingFieldsCache {
 /// minus the hop-by-hop ones; `X-Forwarded-For`/`-Proto`/`-Host`, `Forwarded` (RFC 7239) and `Via`
 /// set or extended; framing headers rewritten for the next hop.
 enum ForwardedHeadWriter {
+    /// This hop in `Via` (RFC 9110 §7.6.3) when the message came to it over HTTP/1.1.
+    static let viaFromHTTP11: StaticString = "1.1 edge-router"
+
     /// The header values a request carried that the forwarding headers extend or keep.
     struct RequestAppendix {
         var previousForwardedFor: [Range<Int>] = []
@@ -121,7 +124,7 @@ enum ForwardedHeadWriter {
             buffer.writeStaticString("\r\nConnection: Upgrade\r\n")
         }
         if head.framing == .chunked { buffer.writeStaticString("Transfer-Encoding: chunked\r\n") }
-        writeForwardingFields(appendix, host: head.host, bytes: bytes, context: context, via: "1.1 edge-router", into: &buffer)
+        writeForwardingFields(appendix, host: head.host, bytes: bytes, context: context, via: viaFromHTTP11, into: &buffer)
         buffer.writeStaticString("\r\n")
     }
 
@@ -157,10 +160,8 @@ enum ForwardedHeadWriter {
         }
         buffer.writeStaticString(";proto=")
         buffer.writeString(context.scheme)
-        buffer.writeStaticString("\r\nVia: ")
-        writeList(appendix.previousVia, bytes: bytes, into: &buffer)
-        buffer.writeStaticString(via)
         buffer.writeStaticString("\r\n")
+        writeVia(appendix.previousVia, via: via, bytes: bytes, into: &buffer)
     }
 
     /// The response head for the client.
@@ -187,7 +188,7 @@ enum ForwardedHeadWriter {
             copyFields(head.fields, bytes: bytes, headLength: head.length, into: &buffer, keepHopByHop: true) { field in
                 if field.kind == .via { previousVia.append(field.value) }
             }
-            writeVia(previousVia, bytes: bytes, into: &buffer)
+            writeVia(previousVia, via: viaFromHTTP11, bytes: bytes, into: &buffer)
             buffer.writeStaticString("\r\n")
             return
         }
@@ -197,7 +198,7 @@ enum ForwardedHeadWriter {
         copyFields(head.fields, bytes: bytes, headLength: head.length, into: &buffer, dropContentLength: dropContentLength) { field in
             if field.kind == .via { previousVia.append(field.value) }
         }
-        writeVia(previousVia, bytes: bytes, into: &buffer)
+        writeVia(previousVia, via: viaFromHTTP11, bytes: bytes, into: &buffer)
         if relay == .encodeChunks || (relay == .passThrough && head.framing == .chunked) {
             buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
         }
@@ -259,10 +260,14 @@ enum ForwardedHeadWriter {
         }
     }
 
-    private static func writeVia(_ previous: [Range<Int>], bytes: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
+    /// `Via`: the earlier values, then this hop (`via`).
+    private static func writeVia(
+        _ previous: [Range<Int>], via: StaticString, bytes: UnsafeRawBufferPointer, into buffer: inout ByteBuffer
+    ) {
         buffer.writeStaticString("Via: ")
         writeList(previous, bytes: bytes, into: &buffer)
-        buffer.writeStaticString("1.1 edge-router\r\n")
+        buffer.writeStaticString(via)
+        buffer.writeStaticString("\r\n")
     }
 
     /// RFC 7239 node: IPv4 as a token, IPv6 bracketed and quoted, unknown as `unknown`.
