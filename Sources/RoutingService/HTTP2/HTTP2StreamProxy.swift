@@ -248,7 +248,8 @@ final class HTTP2StreamProxy {
     // MARK: access log and metrics
 
     private func record(_ exchange: ProxyExchange, note: String?) {
-        exchange.record(note: note, client: front.forwarding.clientAddress, metrics: front.loop.requestMetrics, accessLog: runtime.accessLog)
+        exchange.record(note: note, client: { front.forwarding.clientAddress }, metrics: front.loop.requestMetrics,
+                        accessLog: runtime.accessLog)
     }
 
     private static let lastChunk = ByteBuffer(staticString: "0\r\n\r\n")

@@ -16,7 +16,7 @@ struct AccessLogEntry {
     var note: String?
 }
 
-struct AccessLog: Sendable {
+final class AccessLog: Sendable {
     let logger: Logger
     /// Whether request lines are written at all (the log level lets `info` through). Read once: a
     /// logger's level is fixed for its life, and reading it through the handler copied the handler

@@ -48,6 +48,10 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var draining = false
     private var pendingRead = false
     private var upstreamNeedsFlush = false
+    /// Response bytes were written to the client and not flushed yet (flushed when the instance's read ends).
+    private var clientNeedsFlush = false
+    /// The client channel's writability as its last writability event left it (asked on every instance read).
+    private var clientIsWritable = true
     private var processing = false
     /// The last proxied request's Host and route, under the routing snapshot that gave it: a keep-alive
     /// connection asks for the same host again and again, and the answer cannot change without a new
@@ -83,6 +87,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        clientIsWritable = context.channel.isWritable
         loop = runtime.loopContext(for: context.eventLoop)
         clientTimer = DeadlineTimer(queue: loop.timers) { [unowned context] in context.close(promise: nil) }
         if context.channel.isActive { connectionStarted(context: context) }
@@ -174,7 +179,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
+        clientIsWritable = context.channel.isWritable
+        if clientIsWritable {
             switch state {
             case .proxying(let exchange): exchange.connection?.resumeReading()
             case .tunnel(let connection): connection.resumeReading()
@@ -589,6 +595,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         loop.recycler.recycle(exchange.forwardedHead)
         // A response that ends before its request (an early answer) leaves the request body unframed: close.
         let close = closeAfterResponse || exchange.responseCloseDelimited || !exchange.requestEnded || clientInputClosed
+        clientNeedsFlush = false  // both ways below flush
         if close {
             state = .closed
             closeAfterFlush(context: context)
@@ -600,7 +607,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func record(_ exchange: ProxyExchange, note: String?) {
-        exchange.record(note: note, client: forwarding.clientAddress, metrics: loop.requestMetrics, accessLog: runtime.accessLog)
+        exchange.record(note: note, client: { forwarding.clientAddress }, metrics: loop.requestMetrics,
+                        accessLog: runtime.accessLog)
     }
 
     // MARK: WebSocket
@@ -852,6 +860,7 @@ extension HTTP1FrontHandler: UpstreamConnectionDelegate {
             writePendingResponse(context: context)
             context.write(wrapOutboundOut(bytes), promise: nil)
         }
+        clientNeedsFlush = true
     }
 
     /// Small bodies are copied behind their head; larger ones are written as they are.
@@ -875,10 +884,13 @@ extension HTTP1FrontHandler: UpstreamConnectionDelegate {
             return
         }
         context.write(wrapOutboundOut(bytes), promise: nil)
+        clientNeedsFlush = true
     }
 
     func upstreamReadComplete(_ connection: UpstreamConnection) {
-        guard let context else { return }
+        // A response that ended in this read was flushed as it ended: nothing to do then.
+        guard clientNeedsFlush || pendingResponse != nil, let context else { return }
+        clientNeedsFlush = false
         writePendingResponse(context: context)
         context.flush()
     }
@@ -909,7 +921,7 @@ extension HTTP1FrontHandler: UpstreamConnectionDelegate {
         }
     }
 
-    var upstreamMayRead: Bool { context?.channel.isWritable ?? true }
+    var upstreamMayRead: Bool { clientIsWritable }
 }
 
 struct UnexpectedUpgradeError: Error, CustomStringConvertible {

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOPosix
 
 /// Everything the HTTP fronts share: the balancers, the routing store, the per-event-loop upstream
 /// pools, the upstream connector and the ACME seam. One per gateway; both listeners use it.
@@ -41,8 +42,10 @@ public final class HTTPProxyRuntime: Sendable {
         self.logger = logger
         self.accessLog = AccessLog(logger: logger)
         var contexts: [ObjectIdentifier: LoopConfined<ProxyEventLoopContext>] = [:]
+        let clock: TimerQueue.Clock = eventLoopGroup is MultiThreadedEventLoopGroup ? .system : .eventLoop
         for loop in eventLoopGroup.makeIterator() {
-            contexts[ObjectIdentifier(loop)] = LoopConfined(ProxyEventLoopContext(eventLoop: loop, metrics: metrics), eventLoop: loop)
+            let context = ProxyEventLoopContext(eventLoop: loop, clock: clock, metrics: metrics)
+            contexts[ObjectIdentifier(loop)] = LoopConfined(context, eventLoop: loop)
         }
         self.loopContexts = contexts
     }

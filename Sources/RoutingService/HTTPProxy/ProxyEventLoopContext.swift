@@ -21,9 +21,9 @@ final class ProxyEventLoopContext {
     /// Nil when the runtime has no metrics (tests of the proxy alone).
     let requestMetrics: RequestMetricsRecorder?
 
-    init(eventLoop: any EventLoop, metrics: GatewayMetrics? = nil) {
+    init(eventLoop: any EventLoop, clock: TimerQueue.Clock = .eventLoop, metrics: GatewayMetrics? = nil) {
         self.eventLoop = eventLoop
-        self.timers = TimerQueue(eventLoop: eventLoop)
+        self.timers = TimerQueue(eventLoop: eventLoop, clock: clock)
         self.requestMetrics = metrics.map(RequestMetricsRecorder.init)
     }
 

@@ -88,12 +88,14 @@ final class ProxyExchange {
         return true
     }
 
-    /// The request metrics and the access-log line of the exchange, as it stands.
-    func record(note: String?, client: String?, metrics: RequestMetricsRecorder?, accessLog: AccessLog) {
+    /// The request metrics and the access-log line of the exchange, as it stands. The client address is
+    /// asked for only when the line is written: copying it per request is a retain and a release.
+    func record(note: String?, client: () -> String?, metrics: RequestMetricsRecorder?, accessLog: AccessLog) {
         metrics?.record(domain: route.domain.value, status: responseStatus, duration: .now() - start)
+        guard accessLog.isEnabled else { return }
         accessLog.record(
             AccessLogEntry(
-                client: client,
+                client: client(),
                 domain: route.domain.value,
                 method: logLine?.method ?? "-",
                 path: logLine?.target ?? "-",

@@ -56,6 +56,7 @@ final class UpstreamConnection {
     init(channel: any Channel, instance: UpstreamInstance) {
         self.channel = channel
         self.instance = instance
+        self.isWritable = channel.isWritable
     }
 
     deinit {
@@ -82,7 +83,9 @@ final class UpstreamConnection {
         return connection
     }
 
-    var isWritable: Bool { channel.isWritable }
+    /// The channel's writability as its last writability event left it: asked on every client read, and
+    /// a stored flag costs none of the calls and reference counting that asking the channel does.
+    private(set) var isWritable: Bool
 
     /// Whether the last response left the connection fit for another request (framed, not asked to close).
     var isReusable: Bool { handler?.isReusable ?? false }
@@ -113,6 +116,11 @@ final class UpstreamConnection {
         idleTimer?.cancel()
         delegate = nil
         channel.close(promise: nil)
+    }
+
+    fileprivate func writabilityChanged(to writable: Bool) {
+        isWritable = writable
+        delegate?.upstreamWritabilityChanged(self)
     }
 
     fileprivate func closed(error: (any Error)?) {
@@ -274,7 +282,7 @@ private final class UpstreamResponseHandler: ChannelDuplexHandler, RemovableChan
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        connection.delegate?.upstreamWritabilityChanged(connection)
+        connection.writabilityChanged(to: context.channel.isWritable)
         context.fireChannelWritabilityChanged()
     }
 

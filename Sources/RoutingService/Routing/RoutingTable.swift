@@ -10,14 +10,23 @@ public struct UpstreamGroup: Sendable, Hashable {
     public let endpoints: [ListenAddress]
 }
 
-/// What a domain maps to, as far as HTTP routing is concerned.
-public struct DomainRoute: Sendable {
+/// What a domain maps to, as far as HTTP routing is concerned. An object, not a struct: every request
+/// holds its route, and a copy then costs one retain instead of one per string and array in it.
+public final class DomainRoute: Sendable {
     public let domain: DomainName
     public let ssl: SSLMode?
     public let redirectHTTP: Bool
     /// False for a domain on a non-HTTP port (SNI passthrough): the HTTP front never proxies it.
     public let isHTTP: Bool
     public let upstream: UpstreamGroup
+
+    init(domain: DomainName, ssl: SSLMode?, redirectHTTP: Bool, isHTTP: Bool, upstream: UpstreamGroup) {
+        self.domain = domain
+        self.ssl = ssl
+        self.redirectHTTP = redirectHTTP
+        self.isHTTP = isHTTP
+        self.upstream = upstream
+    }
 }
 
 /// An immutable snapshot of the HTTP routes built from one `GatewayConfiguration`.

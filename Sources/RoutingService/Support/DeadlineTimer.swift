@@ -35,7 +35,7 @@ final class DeadlineTimer {
     var isArmed: Bool { deadline != nil }
 
     func arm(in timeout: TimeAmount) {
-        arm(at: queue.eventLoop.now + timeout)
+        arm(at: queue.now + timeout)
     }
 
     func arm(at deadline: NIODeadline) {
