@@ -21,7 +21,8 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private static let outputPieceBytes = 64 * 1024
 
     let runtime: HTTPProxyRuntime
-    private(set) var loop: ProxyEventLoopContext!
+    /// The event loop's proxy state (a constant: see `HTTP1FrontHandler.loop`).
+    let loop: ProxyEventLoopContext
     private(set) var context: ChannelHandlerContext?
     private(set) var session: HTTP2ServerSession!
     private(set) var forwarding = ForwardingContext(clientAddress: nil, scheme: HTTPFrontMode.tls.scheme)
@@ -44,8 +45,9 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The forwarding headers last written for a request that carried none of its own, by Host.
     private var forwardingCache = ForwardingFieldsCache()
 
-    init(runtime: HTTPProxyRuntime, serverName: String?) {
+    init(runtime: HTTPProxyRuntime, loop: ProxyEventLoopContext, serverName: String?) {
         self.runtime = runtime
+        self.loop = loop
         self.serverName = serverName
         self.idleTimeout = runtime.routes.snapshot.timeouts.clientIdle.timeAmount
     }
@@ -60,9 +62,9 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// plaintext arrives): one pipeline change, only for connections that negotiated `h2`.
     static func replace(
         _ handler: some RemovableChannelHandler, context: ChannelHandlerContext, runtime: HTTPProxyRuntime,
-        handshake: TLSHandshakeCompletedEvent
+        loop: ProxyEventLoopContext, handshake: TLSHandshakeCompletedEvent
     ) {
-        let front = HTTP2FrontHandler(runtime: runtime, serverName: handshake.serverName)
+        let front = HTTP2FrontHandler(runtime: runtime, loop: loop, serverName: handshake.serverName)
         do {
             try context.pipeline.syncOperations.addHandler(front, position: .after(handler))
         } catch {
@@ -77,7 +79,6 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        loop = runtime.loopContext(for: context.eventLoop)
         forwarding.clientAddress = context.channel.remoteAddress?.ipAddress
         idleTimer = DeadlineTimer(queue: loop.timers) { [unowned self] in self.idleTimedOut() }
         responseHeadTimer = DeadlineTimer(queue: loop.timers) { [unowned self] in self.responseHeadDeadlinePassed() }
@@ -96,7 +97,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        loop?.fronts.remove(self)
+        loop.fronts.remove(self)
         idleTimer?.cancel()
         responseHeadTimer?.cancel()
         finalGoAwayTimer?.cancel()

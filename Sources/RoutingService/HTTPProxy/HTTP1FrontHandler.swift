@@ -29,7 +29,9 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let runtime: HTTPProxyRuntime
     private let headerTimeout: TimeAmount
     private let idleTimeout: TimeAmount
-    private var loop: ProxyEventLoopContext!
+    /// The event loop's proxy state. A constant, given at creation: read many times per request, and a
+    /// `var` would be retained and released around each use.
+    private let loop: ProxyEventLoopContext
     private var context: ChannelHandlerContext?
     private var state = State.awaitingHead
     private var serverName: String?
@@ -69,9 +71,10 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// request end is forwarded). One timer per connection, re-armed per request.
     private var responseHeadTimer: DeadlineTimer?
 
-    init(mode: HTTPFrontMode, runtime: HTTPProxyRuntime) {
+    init(mode: HTTPFrontMode, runtime: HTTPProxyRuntime, loop: ProxyEventLoopContext) {
         self.mode = mode
         self.runtime = runtime
+        self.loop = loop
         let timeouts = runtime.routes.snapshot.timeouts
         self.headerTimeout = timeouts.requestHeader.timeAmount
         self.idleTimeout = timeouts.clientIdle.timeAmount
@@ -88,14 +91,13 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         clientIsWritable = context.channel.isWritable
-        loop = runtime.loopContext(for: context.eventLoop)
         clientTimer = DeadlineTimer(queue: loop.timers) { [unowned context] in context.close(promise: nil) }
         if context.channel.isActive { connectionStarted(context: context) }
         loop.fronts.insert(self)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        loop?.fronts.remove(self)
+        loop.fronts.remove(self)
         self.context = nil
         responseHeadTimer?.cancel()
         clientTimer?.cancel()
@@ -119,7 +121,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if let handshake = event as? TLSHandshakeCompletedEvent {
             if handshake.alpnProtocol == ALPNProtocol.http2.description {
                 // The client speaks HTTP/2: its front takes this handler's place for the connection.
-                return HTTP2FrontHandler.replace(self, context: context, runtime: runtime, handshake: handshake)
+                return HTTP2FrontHandler.replace(self, context: context, runtime: runtime, loop: loop, handshake: handshake)
             }
             serverName = handshake.serverName
         } else if let event = event as? ChannelEvent, event == .inputClosed {
@@ -356,7 +358,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let status = HTTPResponseStatus(statusCode: error.status)
         writeLocalResponse(status: status, body: "\(status.code) \(status.reasonPhrase): \(error.reason)\n", close: true,
                            headOnly: false, context: context)
-        loop?.requestMetrics?.record(domain: "-", status: error.status, duration: nil)
+        loop.requestMetrics?.record(domain: "-", status: error.status, duration: nil)
         runtime.accessLog.record(
             AccessLogEntry(client: forwarding.clientAddress, domain: nil, method: "-", path: "-", status: error.status,
                            bytes: 0, instance: nil, balancer: nil, start: .now(), note: error.reason)
@@ -439,6 +441,9 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         var head = input!
+        // One copy for the whole function: the closures below would otherwise copy the stored head (and
+        // retain its field list) at each use.
+        let request = self.request
         var forwarded = loop.recycler.buffer(capacity: request.length + 256)
         head.withUnsafeReadableBytes { raw in
             let appendix = ForwardedHeadWriter.writeRequestLineAndFields(request, bytes: raw, into: &forwarded)

@@ -12,7 +12,7 @@ extension ChannelPipeline.SynchronousOperations {
     /// `TLSHandshakeCompletedEvent` before any plaintext; in `.plain` mode it serves the plain listener
     /// (ACME challenges, redirects, `ssl: off` domains).
     public func configureHTTPFront(mode: HTTPFrontMode, runtime: HTTPProxyRuntime) throws {
-        try addHandler(HTTP1FrontHandler(mode: mode, runtime: runtime))
+        try addHandler(HTTP1FrontHandler(mode: mode, runtime: runtime, loop: runtime.loopContext(for: eventLoop)))
     }
 }
 
