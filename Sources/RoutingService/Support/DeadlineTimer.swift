@@ -35,7 +35,7 @@ final class DeadlineTimer {
     var isArmed: Bool { deadline != nil }
 
     func arm(in timeout: TimeAmount) {
-        arm(at: queue.now + timeout)
+        arm(at: queue.armingNow + timeout)
     }
 
     func arm(at deadline: NIODeadline) {

@@ -489,11 +489,12 @@ public final class TLSHandler: ChannelDuplexHandler {
         timer = nil
     }
 
-    private static func combine(_ promises: [EventLoopPromise<Void>], on eventLoop: any EventLoop)
+    /// The loop is asked for only when promises must be combined: reading it costs retains per flush.
+    private static func combine(_ promises: [EventLoopPromise<Void>], on eventLoop: @autoclosure () -> any EventLoop)
         -> EventLoopPromise<Void>?
     {
         guard promises.count > 1 else { return promises.first }
-        let combined = eventLoop.makePromise(of: Void.self)
+        let combined = eventLoop().makePromise(of: Void.self)
         for promise in promises { combined.futureResult.cascade(to: promise) }
         return combined
     }

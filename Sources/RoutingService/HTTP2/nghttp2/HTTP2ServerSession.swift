@@ -359,9 +359,13 @@ final class HTTP2ServerSession {
         delegate.http2StreamClosed(streamID: streamID, errorCode: errorCode)
     }
 
-    /// The one way back from nghttp2's user data to the session.
-    fileprivate static func from(_ userData: UnsafeMutableRawPointer?) -> HTTP2ServerSession {
-        Unmanaged<HTTP2ServerSession>.fromOpaque(userData!).takeUnretainedValue()
+    /// The one way back from nghttp2's user data to the session. nghttp2 calls back only from inside the
+    /// session's own calls into it, so the session is alive throughout: it is used without a retain and
+    /// release per callback (five header callbacks a stream, and more).
+    fileprivate static func with<Result>(
+        _ userData: UnsafeMutableRawPointer?, _ body: (HTTP2ServerSession) -> Result
+    ) -> Result {
+        Unmanaged<HTTP2ServerSession>.fromOpaque(userData!)._withUnsafeGuaranteedRef(body)
     }
 }
 
@@ -373,7 +377,8 @@ private func onBeginHeaders(
     guard let frame, frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue),
           frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST
     else { return 0 }
-    HTTP2ServerSession.from(userData).beginHeaders(streamID: frame.pointee.hd.stream_id)
+    let streamID = frame.pointee.hd.stream_id
+    HTTP2ServerSession.with(userData) { $0.beginHeaders(streamID: streamID) }
     return 0
 }
 
@@ -384,11 +389,14 @@ private func onHeader(
     _ flags: UInt8, _ userData: UnsafeMutableRawPointer?
 ) -> Int32 {
     guard let frame, let name, let value else { return 0 }
-    HTTP2ServerSession.from(userData).header(
-        streamID: frame.pointee.hd.stream_id,
-        name: UnsafeBufferPointer(start: name, count: nameLength),
-        value: UnsafeBufferPointer(start: value, count: valueLength)
-    )
+    let streamID = frame.pointee.hd.stream_id
+    HTTP2ServerSession.with(userData) {
+        $0.header(
+            streamID: streamID,
+            name: UnsafeBufferPointer(start: name, count: nameLength),
+            value: UnsafeBufferPointer(start: value, count: valueLength)
+        )
+    }
     return 0
 }
 
@@ -400,9 +408,9 @@ private func onFrameReceived(
     let endStream = header.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
     switch UInt32(header.type) {
     case NGHTTP2_HEADERS.rawValue:
-        HTTP2ServerSession.from(userData).headersEnded(streamID: header.stream_id, endStream: endStream)
+        HTTP2ServerSession.with(userData) { $0.headersEnded(streamID: header.stream_id, endStream: endStream) }
     case NGHTTP2_DATA.rawValue where endStream:
-        HTTP2ServerSession.from(userData).delegate.http2RequestEnded(streamID: header.stream_id)
+        HTTP2ServerSession.with(userData) { $0.delegate.http2RequestEnded(streamID: header.stream_id) }
     default:
         break
     }
@@ -414,14 +422,16 @@ private func onDataChunkReceived(
     _ data: UnsafePointer<UInt8>?, _ length: Int, _ userData: UnsafeMutableRawPointer?
 ) -> Int32 {
     guard let data, length > 0 else { return 0 }
-    HTTP2ServerSession.from(userData).dataReceived(streamID: streamID, bytes: UnsafeBufferPointer(start: data, count: length))
+    HTTP2ServerSession.with(userData) {
+        $0.dataReceived(streamID: streamID, bytes: UnsafeBufferPointer(start: data, count: length))
+    }
     return 0
 }
 
 private func onStreamClose(
     _ session: OpaquePointer?, _ streamID: Int32, _ errorCode: UInt32, _ userData: UnsafeMutableRawPointer?
 ) -> Int32 {
-    HTTP2ServerSession.from(userData).streamClosed(streamID: streamID, errorCode: errorCode)
+    HTTP2ServerSession.with(userData) { $0.streamClosed(streamID: streamID, errorCode: errorCode) }
     return 0
 }
 
@@ -431,5 +441,7 @@ private func readResponseBody(
     _ userData: UnsafeMutableRawPointer?
 ) -> Int {
     guard let buffer, let flags else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
-    return HTTP2ServerSession.from(userData).readBody(streamID: streamID, into: buffer, capacity: length, flags: flags)
+    return HTTP2ServerSession.with(userData) {
+        $0.readBody(streamID: streamID, into: buffer, capacity: length, flags: flags)
+    }
 }

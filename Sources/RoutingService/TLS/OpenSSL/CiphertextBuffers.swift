@@ -78,8 +78,14 @@ final class CiphertextBuffers {
         return bio
     }
 
-    fileprivate static func owning(_ bio: OpaquePointer) -> CiphertextBuffers? {
-        BIO_get_data(bio).map { Unmanaged<CiphertextBuffers>.fromOpaque($0).takeUnretainedValue() }
+    /// The buffers behind `bio`, or `otherwise` when it has none. OpenSSL calls the BIO only from inside
+    /// the connection's calls, while the connection holds its buffers: they are used without a retain and
+    /// release per call.
+    fileprivate static func with<Result>(
+        _ bio: OpaquePointer, otherwise: Result, _ body: (CiphertextBuffers) -> Result
+    ) -> Result {
+        guard let data = BIO_get_data(bio) else { return otherwise }
+        return Unmanaged<CiphertextBuffers>.fromOpaque(data)._withUnsafeGuaranteedRef(body)
     }
 }
 
@@ -111,9 +117,12 @@ private func readCiphertext(
     _ size: Int,
     _ readBytes: UnsafeMutablePointer<Int>?
 ) -> Int32 {
-    guard let bio, let data, let readBytes, let buffers = CiphertextBuffers.owning(bio) else { return 0 }
+    guard let bio, let data, let readBytes else { return 0 }
+    let copied = CiphertextBuffers.with(bio, otherwise: -1) {
+        $0.readInbound(into: UnsafeMutableRawBufferPointer(start: data, count: size))
+    }
+    guard copied >= 0 else { return 0 }
     CO_BIO_clear_retry_flags(bio)
-    let copied = buffers.readInbound(into: UnsafeMutableRawBufferPointer(start: data, count: size))
     readBytes.pointee = copied
     guard copied > 0 else {
         // Nothing yet: "try again later", never end of file (the peer's closing is seen by NIO).
@@ -129,9 +138,13 @@ private func writeCiphertext(
     _ size: Int,
     _ writtenBytes: UnsafeMutablePointer<Int>?
 ) -> Int32 {
-    guard let bio, let data, let writtenBytes, let buffers = CiphertextBuffers.owning(bio) else { return 0 }
+    guard let bio, let data, let writtenBytes else { return 0 }
+    let hasBuffers = CiphertextBuffers.with(bio, otherwise: false) {
+        $0.writeOutbound(UnsafeRawBufferPointer(start: data, count: size))
+        return true
+    }
+    guard hasBuffers else { return 0 }
     CO_BIO_clear_retry_flags(bio)
-    buffers.writeOutbound(UnsafeRawBufferPointer(start: data, count: size))
     writtenBytes.pointee = size
     return 1
 }
@@ -148,9 +161,9 @@ private func controlCiphertextBIO(
         // Written records are already in the outbound buffer; the handler writes them to the socket.
         return 1
     case BIO_CTRL_PENDING:
-        return CiphertextBuffers.owning(bio)?.inboundBytes ?? 0
+        return CiphertextBuffers.with(bio, otherwise: 0) { $0.inboundBytes }
     case BIO_CTRL_WPENDING:
-        return CiphertextBuffers.owning(bio)?.outboundBytes ?? 0
+        return CiphertextBuffers.with(bio, otherwise: 0) { $0.outboundBytes }
     case BIO_CTRL_GET_CLOSE:
         return Int(BIO_get_shutdown(bio))
     case BIO_CTRL_SET_CLOSE:
