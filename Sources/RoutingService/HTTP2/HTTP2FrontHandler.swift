@@ -28,6 +28,9 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private(set) var forwarding = ForwardingContext(clientAddress: nil, scheme: HTTPFrontMode.tls.scheme)
     private var serverName: String?
     private var streams: [Int32: HTTP2StreamProxy] = [:]
+    /// Streams that wrote to their instance connection during the client's current read: flushed when the
+    /// read is done, instead of asking every open stream (sixteen or more) after every read.
+    private var streamsToFlush: [HTTP2StreamProxy] = []
     private let idleTimeout: TimeAmount
     private var idleTimer: DeadlineTimer?
     /// One timer for every stream's response-head deadline (a timer per stream would schedule a task
@@ -79,6 +82,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        clientIsWritable = context.channel.isWritable
         forwarding.clientAddress = context.channel.remoteAddress?.ipAddress
         idleTimer = DeadlineTimer(queue: loop.timers) { [unowned self] in self.idleTimedOut() }
         responseHeadTimer = DeadlineTimer(queue: loop.timers) { [unowned self] in self.responseHeadDeadlinePassed() }
@@ -103,6 +107,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         finalGoAwayTimer?.cancel()
         abandonAllStreams(note: "client connection left the HTTP/2 front")
         self.context = nil
+        clientIsWritable = false
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -138,14 +143,15 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        for stream in streams.values { stream.flushUpstreamIfNeeded() }
+        for stream in streamsToFlush { stream.flushUpstreamIfNeeded() }
+        streamsToFlush.removeAll(keepingCapacity: true)
         sendOutput()
         context.fireChannelReadComplete()
     }
 
     /// Reads from the client only while it can take what the reads produce.
     func read(context: ChannelHandlerContext) {
-        guard context.channel.isWritable else {
+        guard clientIsWritable else {
             pendingRead = true
             return
         }
@@ -153,10 +159,11 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
+        clientIsWritable = context.channel.isWritable
+        if clientIsWritable {
             sendOutput()
             for stream in streams.values { stream.clientBecameWritable() }
-            if pendingRead && context.channel.isWritable {
+            if pendingRead && clientIsWritable {
                 pendingRead = false
                 context.read()
             }
@@ -191,7 +198,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.write(wrapOutboundOut(output), promise: nil)
                 context.flush()
                 loop.recycler.recycle(output)
-                if output.readableBytes < Self.outputPieceBytes || !context.channel.isWritable { break }
+                if output.readableBytes < Self.outputPieceBytes || !clientIsWritable { break }
             }
         } catch {
             runtime.logger.debug("HTTP/2 session failed", metadata: ["error": "\(error)"])
@@ -207,6 +214,10 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.close(promise: nil)
             }
         }
+    }
+
+    func upstreamFlushNeeded(by stream: HTTP2StreamProxy) {
+        streamsToFlush.append(stream)
     }
 
     /// Sends the session's output once the event loop has handled every event ready in this round.
@@ -346,7 +357,10 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if streams.isEmpty { idleTimer?.arm(in: idleTimeout) }
     }
 
-    var clientIsWritable: Bool { context?.channel.isWritable ?? false }
+    /// The client channel's writability as its last writability event left it (false once the handler
+    /// is gone): asked on every read and stream read, where asking the channel costs calls and retains.
+    /// NIO reports the change from inside the write that crosses the mark, so the flag never lags.
+    private(set) var clientIsWritable = false
 }
 
 // MARK: drain at shutdown

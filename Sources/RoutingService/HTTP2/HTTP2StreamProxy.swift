@@ -83,18 +83,25 @@ final class HTTP2StreamProxy {
         } else {
             connection.write(bytes)
         }
-        needsFlush = true
+        flushUpstreamLater()
     }
 
     private func forwardRequestEnd(to connection: UpstreamConnection, exchange: ProxyExchange) {
         if framing == .chunked { connection.write(Self.lastChunk) }
-        needsFlush = true
+        flushUpstreamLater()
         exchange.requestEndForwarded = true
         if !exchange.responseHeadReceived {
             let deadline = NIODeadline.now() + exchange.routes.timeouts.upstreamResponseHead.timeAmount
             responseHeadDeadline = deadline
             front.watchResponseHead(until: deadline)
         }
+    }
+
+    /// Upstream writes are flushed once the client's read is done (`HTTP2FrontHandler.channelReadComplete`).
+    private func flushUpstreamLater() {
+        guard !needsFlush else { return }
+        needsFlush = true
+        front.upstreamFlushNeeded(by: self)
     }
 
     func flushUpstreamIfNeeded() {
@@ -151,7 +158,7 @@ final class HTTP2StreamProxy {
         connection.delegate = self
         connection.requestStarted(isHead: exchange.method == .head)
         connection.write(exchange.forwardedHead)
-        needsFlush = true
+        flushUpstreamLater()
         let body = bufferedBody
         bufferedBody.removeAll()
         for part in body { writeBody(part, to: connection, exchange: exchange) }

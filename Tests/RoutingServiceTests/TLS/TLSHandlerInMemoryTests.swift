@@ -93,6 +93,37 @@ struct TLSHandlerInMemoryTests {
         try pair.finish()
     }
 
+    /// The server reads records ahead (one BIO read takes whatever ciphertext is there): records that
+    /// arrive together, and records cut anywhere across reads, must all come out whole and in order.
+    @Test func recordsArrivingTogetherOrCutAnywhereAreAllDecrypted() throws {
+        let pair = try connected("app.example.com")
+        var ciphertext = ByteBuffer()
+        for part in ["first record", "second", "third and last record"] {
+            try pair.client.writeAndFlush(ByteBuffer(string: part)).wait()
+            while var bytes = try pair.client.readOutbound(as: ByteBuffer.self) { ciphertext.writeBuffer(&bytes) }
+        }
+
+        // All three in one read.
+        try pair.server.writeInbound(ciphertext)
+        pair.loop.run()
+        #expect(pair.serverEvents.plaintext == "first recordsecondthird and last record")
+
+        // The same bytes again, cut inside a header, inside a body, and across a record boundary.
+        for part in ["one", "two", "three"] {
+            try pair.client.writeAndFlush(ByteBuffer(string: part)).wait()
+        }
+        var again = ByteBuffer()
+        while var bytes = try pair.client.readOutbound(as: ByteBuffer.self) { again.writeBuffer(&bytes) }
+        for length in [2, 9, 30] {
+            try pair.server.writeInbound(again.readSlice(length: length)!)
+            pair.loop.run()
+        }
+        try pair.server.writeInbound(again)
+        pair.loop.run()
+        #expect(pair.serverEvents.plaintext == "first recordsecondthird and last recordonetwothree")
+        try pair.finish()
+    }
+
     @Test func writesBeforeTheHandshakeAreSentAfterIt() throws {
         let pair = try BackToBackTLS(front: front, clientContext: clientContext, serverName: "app.example.com")
         try pair.activateServer()
