@@ -159,9 +159,11 @@ final class HTTP2StreamProxy {
         connection.requestStarted(isHead: exchange.method == .head)
         connection.write(exchange.forwardedHead)
         flushUpstreamLater()
-        let body = bufferedBody
-        bufferedBody.removeAll()
-        for part in body { writeBody(part, to: connection, exchange: exchange) }
+        if !bufferedBody.isEmpty {
+            let body = bufferedBody
+            bufferedBody.removeAll()
+            for part in body { writeBody(part, to: connection, exchange: exchange) }
+        }
         if exchange.requestEnded { forwardRequestEnd(to: connection, exchange: exchange) }
         giveBackWindowIfWritable(connection)
     }

@@ -497,11 +497,13 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         connection.delegate = self
         connection.requestStarted(isHead: exchange.method == .head)
         connection.write(exchange.forwardedHead)
-        for body in exchange.bufferedBody {
-            exchange.bodyPartsForwarded += 1
-            connection.write(body)
+        if !exchange.bufferedBody.isEmpty {
+            for body in exchange.bufferedBody {
+                exchange.bodyPartsForwarded += 1
+                connection.write(body)
+            }
+            exchange.bufferedBody.removeAll()
         }
-        exchange.bufferedBody.removeAll()
         if exchange.requestEnded { requestEndForwarded(exchange) }
         upstreamNeedsFlush = true
         if pendingRead && connection.isWritable {
