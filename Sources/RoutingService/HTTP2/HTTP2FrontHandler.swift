@@ -241,6 +241,8 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func abandonAllStreams(note: String) {
         let open = streams.values
         streams.removeAll()
+        // The list holds streams too: emptied with the rest, or a stream would keep the front alive.
+        streamsToFlush.removeAll()
         for stream in open { stream.abandon(note: note) }
     }
 
