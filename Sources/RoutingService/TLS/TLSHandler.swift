@@ -458,7 +458,11 @@ public final class TLSHandler: ChannelDuplexHandler {
 
     // MARK: Helpers
 
-    private func failPendingWrites(_ error: any Error) {
+    /// The error is made only when a write waits: boxing it as `any Error` is an allocation, and every
+    /// connection passes here two or three times on its way out with nothing pending.
+    private func failPendingWrites(_ error: @autoclosure () -> any Error) {
+        guard !pendingWrites.isEmpty else { return }
+        let error = error()
         while let write = pendingWrites.popFirst() {
             write.promise?.fail(error)
         }

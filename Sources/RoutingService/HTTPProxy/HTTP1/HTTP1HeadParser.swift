@@ -108,6 +108,9 @@ enum HTTP1HeadParser {
     private static func parseFields(
         _ bytes: UnsafeRawBufferPointer, from start: Int, length: Int, into fields: inout [HTTP1HeaderField]
     ) throws(HTTP1ParseError) {
+        // A head's list is kept from one message to the next; made with room for a usual head, it is one
+        // allocation per connection instead of one for each time it grows.
+        if fields.capacity == 0 { fields.reserveCapacity(Self.usualFieldCount) }
         var index = start
         while index + 1 < length {
             if bytes[index] == HTTP1Bytes.cr {
@@ -149,6 +152,8 @@ enum HTTP1HeadParser {
         }
         throw .malformed("malformed header section")
     }
+
+    private static let usualFieldCount = 12
 
     /// Reads `Connection`; marks the headers it nominates.
     private static func interpretConnection(
