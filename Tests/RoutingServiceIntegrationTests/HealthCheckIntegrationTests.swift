@@ -27,7 +27,10 @@ import TestSupport
         #expect(await eventually(within: .seconds(5)) {
             proxy.runtime.balancers.allSatisfy { $0.registry.instance(for: endpoint)?.isHealthy == false }
         })
-        #expect(logs.contains("failed its health checks") { $0["reason"]?.contains("503") == true })
+        // The service takes the instance out of selection, then logs: the line may follow the flag by a moment.
+        #expect(await eventually(within: .seconds(2)) {
+            logs.contains("failed its health checks") { $0["reason"]?.contains("503") == true }
+        })
 
         // Out of selection: no request reaches it.
         var answeredBy: [String: Int] = [:]
@@ -43,7 +46,7 @@ import TestSupport
         #expect(await eventually(within: .seconds(5)) {
             proxy.runtime.balancers.allSatisfy { $0.registry.instance(for: endpoint)?.isHealthy == true }
         })
-        #expect(logs.contains("passes its health checks again"))
+        #expect(await eventually(within: .seconds(2)) { logs.contains("passes its health checks again") })
         running.cancel()
         try await proxy.shutdown()
     }
