@@ -336,4 +336,39 @@ final class FakeUpstreamConnector: UpstreamConnector, @unchecked Sendable {
         #expect(!late.isActive)
         #expect(try drain() == 0, "told once")
     }
+
+    /// A stream holds its HTTP/2 front strongly (the front holds its streams): once the connection closes
+    /// with a stream still waiting for its instance, the front must let its streams go and be freed.
+    @Test func anHTTP2FrontClosedWithAStreamInFlightIsFreed() throws {
+        weak var front: HTTP2FrontHandler?
+        var upstream: EmbeddedChannel?
+        do {
+            let h2 = EmbeddedChannel(loop: loop)
+            try h2.pipeline.syncOperations.configureHTTPFront(mode: .tls, runtime: runtime)
+            try h2.connect(to: SocketAddress(ipAddress: "192.0.2.9", port: 50002)).wait()
+            h2.pipeline.fireUserInboundEventTriggered(
+                TLSHandshakeCompletedEvent(serverName: "secure.test", alpnProtocol: "h2", protocolVersion: "TLSv1.3", sessionReused: false)
+            )
+            front = try h2.pipeline.syncOperations.handler(type: HTTP2FrontHandler.self)
+            #expect(front != nil)
+
+            // The preface, empty SETTINGS, and HEADERS for stream 1 (END_STREAM | END_HEADERS): GET
+            // https://secure.test/ in HPACK, the pseudo-headers from the static table, :authority literal.
+            var request = ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            request.writeBytes([0, 0, 0, 0x04, 0, 0, 0, 0, 0])
+            let authority = Array("secure.test".utf8)
+            let block: [UInt8] = [0x82, 0x87, 0x84, 0x41, UInt8(authority.count)] + authority
+            request.writeBytes([0, 0, UInt8(block.count), 0x01, 0x05, 0, 0, 0, 1] + block)
+            try h2.writeInbound(request)
+            loop.run()
+            upstream = try #require(connector.channels.first?.channel)
+            #expect(try written(upstream!).hasPrefix("GET / HTTP/1.1\r\n"), "the stream reached an instance")
+
+            // The client goes away before the instance answers.
+            try h2.close().wait()
+            loop.run()
+        }
+        #expect(front == nil, "the front (and its stream) outlived the connection")
+        #expect(upstream?.isActive == false, "the abandoned stream's instance connection was closed")
+    }
 }
