@@ -321,6 +321,46 @@ import TestSupport
             #expect(proxy.runtime.inFlight == 0)
         }
     }
+
+    /// A client reading slower than the instance sends: the proxy stops reading the instance while the
+    /// client cannot take more (the front's writability as its events left it), so the body does not
+    /// pile up in memory.
+    @Test func aSlowReaderHoldsTheInstanceBackInBoundedMemory() async throws {
+        try await withProxy { proxy, _ in
+            _ = try Curl.get("\(proxy.url)/bytes?n=10000000", host: "app.test")
+            let idle = ProcessMemory.residentBytes()
+            let sampler = RSSSampler()
+            let size = 192 << 20
+            let download = try Shell.run("curl", [
+                "-s", "--max-time", "60", "--limit-rate", "48M", "-o", "/dev/null", "-w", "%{size_download}",
+                "-H", "Host: app.test", "\(proxy.url)/bytes?n=\(size)",
+            ]).output
+            let peak = sampler.stop()
+            #expect(Int(download) == size)
+            #expect(peak - idle < 64 << 20, "RSS grew by \((peak - idle) >> 20) MiB for a \(size >> 20) MiB body")
+            #expect(proxy.runtime.inFlight == 0)
+        }
+    }
+
+    /// An instance reading slower than the client sends: the proxy stops reading the client while the
+    /// instance connection cannot take more (its writability as its events left it), so the body does
+    /// not pile up in memory.
+    @Test func aSlowInstanceHoldsTheClientBackInBoundedMemory() async throws {
+        try await withProxy { proxy, _ in
+            _ = try Curl.get("\(proxy.url)/bytes?n=10000000", host: "app.test")
+            let idle = ProcessMemory.residentBytes()
+            let sampler = RSSSampler()
+            let size = 192 << 20
+            let upload = try Shell.run("sh", [
+                "-c",
+                "head -c \(size) /dev/zero | curl -s --max-time 60 -T - -H 'Host: app.test' '\(proxy.url)/upload?rate=50000000'",
+            ]).output
+            let peak = sampler.stop()
+            #expect(try Curl.json(upload)["bytes"] as? Int == size)
+            #expect(peak - idle < 64 << 20, "RSS grew by \((peak - idle) >> 20) MiB for a \(size >> 20) MiB body")
+            #expect(proxy.runtime.inFlight == 0)
+        }
+    }
 }
 
 /// Samples VmRSS every 50 ms on its own thread until stopped; returns the peak.

@@ -3,7 +3,8 @@
 //   GET  /echo          -> JSON {instance, method, url, httpVersion, headers, rawHeaders}
 //   GET  /slow?ms=N     -> waits N ms, then answers like /echo
 //   GET  /bytes?n=N     -> streams N bytes (64 KiB chunks, respecting backpressure)
-//   POST /upload        -> counts the request body bytes, answers {instance, bytes}
+//   POST /upload        -> counts the request body bytes, answers {instance, bytes};
+//                          with ?rate=N (bytes/s) it reads no faster than that (a slow instance)
 //   POST /mirror        -> streams the request body back as the response body (chunked)
 //   GET  /stats         -> {instance, connections (TCP accepted), requests, active}
 //   GET  /healthz       -> 200 ok, or 503 after POST /sick (until POST /well)
@@ -65,7 +66,20 @@ const server = http.createServer((req, res) => {
     }
     case '/upload': {
       let bytes = 0;
-      req.on('data', (d) => { bytes += d.length; });
+      const rate = Number(url.searchParams.get('rate') || '0');
+      const started = Date.now();
+      req.on('data', (d) => {
+        bytes += d.length;
+        if (rate > 0) {
+          // Ahead of the rate: stop reading until the clock catches up.
+          const due = started + (bytes / rate) * 1000;
+          const wait = due - Date.now();
+          if (wait > 0) {
+            req.pause();
+            setTimeout(() => req.resume(), wait);
+          }
+        }
+      });
       req.on('end', () => json(res, 200, { instance, bytes }));
       return;
     }
