@@ -102,6 +102,31 @@ struct TLSFrontSocketTests {
         }
     }
 
+    /// TLS 1.3: one ticket per handshake, full or resumed (OpenSSL's default after a full one is two). A client
+    /// that spends each ticket on one connection still resumes every next one with the ticket it just got.
+    @Test func tls13IssuesOneTicketPerHandshakeAndResumptionGoesOn() async throws {
+        try await withEchoServer { server in
+            let sessions = (1...2).map { authority.directory.appendingPathComponent("chain-\($0).pem").path }
+            let first = try sClient(server.port, ["-servername", "shop.example.com", "-tls1_3", "-sess_out", sessions[0]])
+            #expect(first.contains("New, TLSv1.3"), "\(first)")
+            #expect(Self.ticketsArrived(in: first) == 1, "\(first)")
+
+            let second = try sClient(
+                server.port,
+                ["-servername", "shop.example.com", "-tls1_3", "-sess_in", sessions[0], "-sess_out", sessions[1]]
+            )
+            #expect(second.contains("Reused, TLSv1.3"), "\(second)")
+            #expect(Self.ticketsArrived(in: second) == 1, "\(second)")
+
+            let third = try sClient(server.port, ["-servername", "shop.example.com", "-tls1_3", "-sess_in", sessions[1]])
+            #expect(third.contains("Reused, TLSv1.3"), "\(third)")
+        }
+    }
+
+    private static func ticketsArrived(in output: String) -> Int {
+        output.components(separatedBy: "Post-Handshake New Session Ticket arrived").count - 1
+    }
+
     // MARK: Bad input and slow clients
 
     @Test func garbageAndPlainHTTPAreClosedWithALogLine() async throws {
