@@ -17,10 +17,10 @@ struct TLSFrontSocketTests {
     init() throws {
         let authority = try TestCertificateAuthority()
         self.authority = authority
-        func context(_ names: [String]) throws -> OpenSSLServerContext {
+        func context(_ names: [String], leafAlone: Bool = false) throws -> OpenSSLServerContext {
             let leaf = try authority.issue(names)
             return try OpenSSLServerContext(
-                certificateChainPEM: String(contentsOfFile: leaf.chainPath, encoding: .utf8),
+                certificateChainPEM: String(contentsOfFile: leafAlone ? leaf.certificatePath : leaf.chainPath, encoding: .utf8),
                 privateKeyPEM: String(contentsOfFile: leaf.keyPath, encoding: .utf8)
             )
         }
@@ -31,6 +31,7 @@ struct TLSFrontSocketTests {
                     .init(names: [DomainName("app.example.com")], context: context(["app.example.com"])),
                     .init(names: [DomainName("*.example.com")], context: context(["*.example.com"])),
                     .init(names: [DomainName("default.test")], context: fallback),
+                    .init(names: [DomainName("leaf.example.org")], context: context(["leaf.example.org"], leafAlone: true)),
                 ],
                 defaultContext: fallback
             )
@@ -53,6 +54,24 @@ struct TLSFrontSocketTests {
             let noSNI = try sClient(server.port, ["-noservername", "-brief"])
             #expect(noSNI.contains("Peer certificate: CN = default.test"), "\(noSNI)")
         }
+    }
+
+    /// What is sent is the certificate file's chain as it is: the leaf and the CA from a chain file, the leaf
+    /// alone from a file holding only it (nothing added from a certificate store).
+    @Test func theChainSentIsTheCertificateFiles() async throws {
+        try await withEchoServer { server in
+            let chain = try sClient(server.port, ["-servername", "app.example.com", "-showcerts"])
+            #expect(Self.certificatesSent(in: chain) == 2, "\(chain)")
+            #expect(chain.contains("Verify return code: 0 (ok)"), "\(chain)")
+
+            let leafAlone = try sClient(server.port, ["-servername", "leaf.example.org", "-showcerts"])
+            #expect(Self.certificatesSent(in: leafAlone) == 1, "\(leafAlone)")
+            #expect(leafAlone.contains("Verify return code: 0 (ok)"), "\(leafAlone)")
+        }
+    }
+
+    private static func certificatesSent(in output: String) -> Int {
+        output.components(separatedBy: "-----BEGIN CERTIFICATE-----").count - 1
     }
 
     @Test func unknownNameGetsUnrecognizedNameAlert() async throws {

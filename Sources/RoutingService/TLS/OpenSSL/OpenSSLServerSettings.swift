@@ -43,6 +43,10 @@ enum OpenSSLServerSettings {
         )
         // Idle connections give their record buffers back; RSS per idle connection matters.
         _ = CO_SSL_CTX_set_mode(context, CO_SSL_MODE_RELEASE_BUFFERS())
+        // The chain sent is the certificate file's, leaf and intermediates. Without this, a file holding the
+        // leaf alone had OpenSSL try to build a chain from the (empty) certificate store at every full
+        // handshake: an X509_verify_cert per connection that found nothing to add.
+        _ = CO_SSL_CTX_set_mode(context, CO_SSL_MODE_NO_AUTO_CHAIN())
         // A record is taken from the ciphertext buffer in one BIO read, not its 5-byte header and then its
         // body: half the BIO calls per request. (The ciphertext is already in memory; nothing reads ahead
         // of what the socket gave.)
