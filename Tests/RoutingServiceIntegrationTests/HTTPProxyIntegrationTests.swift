@@ -293,31 +293,28 @@ import TestSupport
 
     @Test func streamsOneGibibyteEachWayInBoundedMemory() async throws {
         try await withProxy { proxy, _ in
-            // Warm up the pools and allocator, then take the idle baseline.
-            _ = try Curl.get("\(proxy.url)/bytes?n=10000000", host: "app.test")
-            let idle = ProcessMemory.residentBytes()
-            let sampler = RSSSampler()
+            try warmUp(proxy)
             let gibibyte = 1 << 30
+            var uploadSeconds = 0.0, downloadSeconds = 0.0
+            let growth = try RSSSampler.growth {
+                let started = Date()
+                let upload = try Shell.run("sh", [
+                    "-c",
+                    "head -c \(gibibyte) /dev/zero | curl -s --max-time 100 -T - -H 'Host: app.test' \(proxy.url)/upload",
+                ]).output
+                uploadSeconds = Date().timeIntervalSince(started)
+                #expect(try Curl.json(upload)["bytes"] as? Int == gibibyte)
 
-            let started = Date()
-            let upload = try Shell.run("sh", [
-                "-c",
-                "head -c \(gibibyte) /dev/zero | curl -s --max-time 100 -T - -H 'Host: app.test' \(proxy.url)/upload",
-            ]).output
-            let uploadSeconds = Date().timeIntervalSince(started)
-            #expect(try Curl.json(upload)["bytes"] as? Int == gibibyte)
-
-            let downloadStarted = Date()
-            let download = try Shell.run("curl", [
-                "-s", "--max-time", "100", "-o", "/dev/null", "-w", "%{size_download}",
-                "-H", "Host: app.test", "\(proxy.url)/bytes?n=\(gibibyte)",
-            ]).output
-            let downloadSeconds = Date().timeIntervalSince(downloadStarted)
-            #expect(Int(download) == gibibyte)
-
-            let peak = sampler.stop()
-            print("1 GiB upload \(String(format: "%.1f", uploadSeconds)) s, download \(String(format: "%.1f", downloadSeconds)) s; RSS idle \(idle >> 20) MiB, peak \(peak >> 20) MiB")
-            #expect(peak - idle < 64 << 20, "RSS grew by \((peak - idle) >> 20) MiB")
+                let downloadStarted = Date()
+                let download = try Shell.run("curl", [
+                    "-s", "--max-time", "100", "-o", "/dev/null", "-w", "%{size_download}",
+                    "-H", "Host: app.test", "\(proxy.url)/bytes?n=\(gibibyte)",
+                ]).output
+                downloadSeconds = Date().timeIntervalSince(downloadStarted)
+                #expect(Int(download) == gibibyte)
+            }
+            print("1 GiB upload \(String(format: "%.1f", uploadSeconds)) s, download \(String(format: "%.1f", downloadSeconds)) s; RSS grew by \(growth >> 20) MiB")
+            #expect(growth < 64 << 20, "RSS grew by \(growth >> 20) MiB")
             #expect(proxy.runtime.inFlight == 0)
         }
     }
@@ -327,17 +324,17 @@ import TestSupport
     /// pile up in memory.
     @Test func aSlowReaderHoldsTheInstanceBackInBoundedMemory() async throws {
         try await withProxy { proxy, _ in
-            _ = try Curl.get("\(proxy.url)/bytes?n=10000000", host: "app.test")
-            let idle = ProcessMemory.residentBytes()
-            let sampler = RSSSampler()
+            try warmUp(proxy)
             let size = 192 << 20
-            let download = try Shell.run("curl", [
-                "-s", "--max-time", "60", "--limit-rate", "48M", "-o", "/dev/null", "-w", "%{size_download}",
-                "-H", "Host: app.test", "\(proxy.url)/bytes?n=\(size)",
-            ]).output
-            let peak = sampler.stop()
+            var download = ""
+            let growth = try RSSSampler.growth {
+                download = try Shell.run("curl", [
+                    "-s", "--max-time", "60", "--limit-rate", "48M", "-o", "/dev/null", "-w", "%{size_download}",
+                    "-H", "Host: app.test", "\(proxy.url)/bytes?n=\(size)",
+                ]).output
+            }
             #expect(Int(download) == size)
-            #expect(peak - idle < 64 << 20, "RSS grew by \((peak - idle) >> 20) MiB for a \(size >> 20) MiB body")
+            #expect(growth < 64 << 20, "RSS grew by \(growth >> 20) MiB for a \(size >> 20) MiB body")
             #expect(proxy.runtime.inFlight == 0)
         }
     }
@@ -347,20 +344,25 @@ import TestSupport
     /// not pile up in memory.
     @Test func aSlowInstanceHoldsTheClientBackInBoundedMemory() async throws {
         try await withProxy { proxy, _ in
-            _ = try Curl.get("\(proxy.url)/bytes?n=10000000", host: "app.test")
-            let idle = ProcessMemory.residentBytes()
-            let sampler = RSSSampler()
+            try warmUp(proxy)
             let size = 192 << 20
-            let upload = try Shell.run("sh", [
-                "-c",
-                "head -c \(size) /dev/zero | curl -s --max-time 60 -T - -H 'Host: app.test' '\(proxy.url)/upload?rate=50000000'",
-            ]).output
-            let peak = sampler.stop()
+            var upload = ""
+            let growth = try RSSSampler.growth {
+                upload = try Shell.run("sh", [
+                    "-c",
+                    "head -c \(size) /dev/zero | curl -s --max-time 60 -T - -H 'Host: app.test' '\(proxy.url)/upload?rate=50000000'",
+                ]).output
+            }
             #expect(try Curl.json(upload)["bytes"] as? Int == size)
-            #expect(peak - idle < 64 << 20, "RSS grew by \((peak - idle) >> 20) MiB for a \(size >> 20) MiB body")
+            #expect(growth < 64 << 20, "RSS grew by \(growth >> 20) MiB for a \(size >> 20) MiB body")
             #expect(proxy.runtime.inFlight == 0)
         }
     }
+}
+
+/// Warms the proxy's pools and allocator up with a 10 MB body, so the memory tests' baseline is a warm process.
+private func warmUp(_ proxy: ProxyUnderTest) throws {
+    _ = try Curl.get("\(proxy.url)/bytes?n=10000000", host: "app.test")
 }
 
 /// Samples VmRSS every 50 ms on its own thread until stopped; returns the peak.
@@ -387,5 +389,13 @@ final class RSSSampler: @unchecked Sendable {
             running = false
             return peak
         }
+    }
+
+    /// How far the process's RSS rose above its level before `work`, at its peak while `work` ran.
+    static func growth(during work: () throws -> Void) rethrows -> Int {
+        let before = ProcessMemory.residentBytes()
+        let sampler = RSSSampler()
+        try work()
+        return sampler.stop() - before
     }
 }
