@@ -75,6 +75,8 @@ let package = Package(
             dependencies: [
                 "RoutingService",
                 "TestSupport",
+                // Only to set up conditions the gateway never makes itself (e.g. a server context's certificate store).
+                "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
