@@ -25,16 +25,31 @@ struct ReleasingRecvByteBufferAllocator: RecvByteBufferAllocator, @unchecked Sen
     /// The capacity of the buffer the channel's pool keeps (it is read into once, first).
     static let placeholderCapacity = 16
 
-    /// Sizes every read after the first (the adaptive rule: grow after a full read, shrink after two small ones).
-    private var sizing: AdaptiveRecvByteBufferAllocator
-    private var hasRead = false
     private let recycler: ByteBufferRecycler?
+    /// The adaptive sizes are powers of two, kept as their exponents: NIO holds the allocator as an
+    /// `any RecvByteBufferAllocator`, which stores a value of up to three words inline and puts a
+    /// larger one in a heap box, one per connection (`AdaptiveRecvByteBufferAllocator` alone is larger).
+    private let minimumExponent: UInt8
+    private let maximumExponent: UInt8
+    private var nextExponent: UInt8
+    private var decreaseNow = false
+    private var hasRead = false
 
+    /// Sizes every read after the first as `AdaptiveRecvByteBufferAllocator(minimum:initial:maximum:)`
+    /// would: the bounds rounded to powers of two (minimum and initial down, maximum up); twice the
+    /// size after a full read, half after two reads that fit in half.
     init(
         minimum: Int = 64, initial: Int = 1024, maximum: Int = 65536,
         recycler: ByteBufferRecycler? = nil
     ) {
-        sizing = AdaptiveRecvByteBufferAllocator(minimum: minimum, initial: initial, maximum: maximum)
+        precondition(minimum >= 1 && initial >= minimum && maximum >= initial && maximum <= 1 << 30)
+        func exponentRoundingDown(_ value: Int) -> UInt8 { UInt8(Int.bitWidth - 1 - value.leadingZeroBitCount) }
+        func exponentRoundingUp(_ value: Int) -> UInt8 {
+            value <= 1 ? 0 : UInt8(Int.bitWidth - (value - 1).leadingZeroBitCount)
+        }
+        minimumExponent = exponentRoundingDown(minimum)
+        nextExponent = exponentRoundingDown(initial)
+        maximumExponent = exponentRoundingUp(maximum)
         self.recycler = recycler
     }
 
@@ -48,7 +63,7 @@ struct ReleasingRecvByteBufferAllocator: RecvByteBufferAllocator, @unchecked Sen
     }
 
     /// The size the next read after the first gets.
-    var nextReadCapacity: Int { sizing.nextBufferSize() ?? sizing.initial }
+    var nextReadCapacity: Int { 1 << nextExponent }
 
     func buffer(allocator: ByteBufferAllocator) -> ByteBuffer {
         guard hasRead else { return allocator.buffer(capacity: Self.placeholderCapacity) }
@@ -60,7 +75,14 @@ struct ReleasingRecvByteBufferAllocator: RecvByteBufferAllocator, @unchecked Sen
 
     mutating func record(actualReadBytes: Int) -> Bool {
         hasRead = true
-        _ = sizing.record(actualReadBytes: actualReadBytes)
+        let next = nextReadCapacity
+        if actualReadBytes <= next >> 1 && nextExponent > minimumExponent {
+            if decreaseNow { nextExponent -= 1 }
+            decreaseNow.toggle()
+        } else {
+            if actualReadBytes >= next && nextExponent < maximumExponent { nextExponent += 1 }
+            decreaseNow = false
+        }
         // "May grow": the pool then allocates a fresh buffer instead of reusing the one it keeps.
         return true
     }

@@ -58,6 +58,35 @@ import Testing
         #expect(allocator.nextReadCapacity == 1024)
     }
 
+    @Test func laterReadsAreSizedAsNIOsAdaptiveAllocatorSizesThem() {
+        var generator = SplitMix64(seed: 7)
+        for (minimum, initial, maximum) in [(64, 1024, 65536), (100, 3000, 40000), (32, 64, 128), (512, 512, 1 << 20)] {
+            var releasing = ReleasingRecvByteBufferAllocator(minimum: minimum, initial: initial, maximum: maximum)
+            var adaptive = AdaptiveRecvByteBufferAllocator(minimum: minimum, initial: initial, maximum: maximum)
+            _ = releasing.record(actualReadBytes: ReleasingRecvByteBufferAllocator.placeholderCapacity)
+            #expect(releasing.nextReadCapacity == adaptive.nextBufferSize())
+            for _ in 0..<2_000 {
+                // Full reads, small ones and everything between, so the size climbs to the maximum and falls back.
+                let capacity = releasing.nextReadCapacity
+                let read: Int
+                switch generator.next() % 4 {
+                case 0: read = capacity
+                case 1: read = Int(generator.next() % UInt64(capacity / 2 + 1))
+                default: read = Int(generator.next() % UInt64(capacity + 1))
+                }
+                _ = releasing.record(actualReadBytes: read)
+                _ = adaptive.record(actualReadBytes: read)
+                #expect(releasing.nextReadCapacity == adaptive.nextBufferSize(), "after a read of \(read)")
+            }
+        }
+    }
+
+    /// NIO keeps the allocator as an `any RecvByteBufferAllocator`: up to three words are stored inline,
+    /// a larger value goes into a heap box that every connection would hold.
+    @Test func fitsInlineInNIOsExistentialSoNoConnectionHoldsABoxForIt() {
+        #expect(MemoryLayout<ReleasingRecvByteBufferAllocator>.size <= 3 * MemoryLayout<Int>.size)
+    }
+
     @Test func installSetsOneReadPerEventWhichTheAllocatorNeeds() throws {
         let channel = EmbeddedChannelWithOptions()
         try ReleasingRecvByteBufferAllocator.install(on: channel)
