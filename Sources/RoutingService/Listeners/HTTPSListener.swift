@@ -39,7 +39,8 @@ public enum HTTPSListener {
     }
 
     public static func bind(host: String, port: Int, dependencies: Dependencies) async throws -> ListeningSockets {
-        try await ListeningSockets.bind(group: dependencies.proxy.eventLoopGroup, host: host, port: port) { bootstrap in
+        let tlsSettings = TLSHandler.Settings(configuration: dependencies.tls, logger: dependencies.logger)
+        return try await ListeningSockets.bind(group: dependencies.proxy.eventLoopGroup, host: host, port: port) { bootstrap in
             bootstrap
                 .serverChannelOption(.backlog, value: 1024)
                 // Accepted sockets inherit TCP_NODELAY from the listening one (Linux), so no setsockopt per
@@ -62,17 +63,17 @@ public enum HTTPSListener {
                         } else {
                             throw ChannelError.operationUnsupported
                         }
-                        try configure(channel: channel, dependencies: dependencies)
+                        try configure(channel: channel, dependencies: dependencies, tlsSettings: tlsSettings)
                     }
                 }
         }
     }
 
-    static func configure(channel: any Channel, dependencies: Dependencies) throws {
+    static func configure(channel: any Channel, dependencies: Dependencies, tlsSettings: TLSHandler.Settings) throws {
         let pipeline = channel.pipeline.syncOperations
         let routes = dependencies.routes.snapshot
         guard routes.hasPassthrough else {
-            try addTermination(to: pipeline, dependencies: dependencies)
+            try addTermination(to: pipeline, dependencies: dependencies, tlsSettings: tlsSettings)
             return
         }
         try pipeline.addHandler(
@@ -80,7 +81,9 @@ public enum HTTPSListener {
                 configuration: dependencies.sniPeek,
                 listenerName: dependencies.listenerName,
                 logger: dependencies.logger,
-                addTerminationHandlers: { pipeline in try addTermination(to: pipeline, dependencies: dependencies) },
+                addTerminationHandlers: { pipeline in
+                    try addTermination(to: pipeline, dependencies: dependencies, tlsSettings: tlsSettings)
+                },
                 sessions: dependencies.sessions,
                 decide: { routes.decide($0) }
             )
@@ -89,15 +92,12 @@ public enum HTTPSListener {
 
     private static func addTermination(
         to pipeline: ChannelPipeline.SynchronousOperations,
-        dependencies: Dependencies
+        dependencies: Dependencies,
+        tlsSettings: TLSHandler.Settings
     ) throws {
         let loop = dependencies.proxy.loopContext(for: pipeline.eventLoop)
         try pipeline.addTLSServerHandler(
-            front: dependencies.front,
-            configuration: dependencies.tls,
-            timers: loop.timers,
-            recycler: loop.recycler,
-            logger: dependencies.logger
+            front: dependencies.front, settings: tlsSettings, timers: loop.timers, recycler: loop.recycler
         )
         try pipeline.configureHTTPFront(mode: .tls, runtime: dependencies.proxy)
     }

@@ -12,17 +12,15 @@ extension ChannelPipeline.SynchronousOperations {
         try addHandler(TLSHandler(serverFront: front, configuration: configuration, logger: logger))
     }
 
-    /// The same, with the handler's timeouts in `timers`, its event loop's queue (the gateway's
-    /// listeners: no NIO scheduled task per connection), and its buffers from the loop's `recycler`.
+    /// The same, with the listener's shared `settings`, the handler's timeouts in `timers`, its event
+    /// loop's queue (the gateway's listeners: no NIO scheduled task per connection), and its buffers from
+    /// the loop's `recycler`.
     func addTLSServerHandler(
         front: OpenSSLFrontContext,
-        configuration: TLSHandler.Configuration,
+        settings: TLSHandler.Settings,
         timers: TimerQueue,
-        recycler: ByteBufferRecycler,
-        logger: Logger
+        recycler: ByteBufferRecycler
     ) throws {
-        try addHandler(
-            TLSHandler(serverFront: front, configuration: configuration, timers: timers, recycler: recycler, logger: logger)
-        )
+        try addHandler(TLSHandler(serverFront: front, settings: settings, timers: timers, recycler: recycler))
     }
 }

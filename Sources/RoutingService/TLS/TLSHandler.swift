@@ -42,6 +42,19 @@ public final class TLSHandler: ChannelDuplexHandler {
         }
     }
 
+    /// What the connections of one listener share, held once instead of copied into each handler: the
+    /// configuration (its observer an existential) and the logger (its handler one too) are ≈ 120 bytes
+    /// that every idle connection would hold.
+    public final class Settings: Sendable {
+        let configuration: Configuration
+        let logger: Logger
+
+        public init(configuration: Configuration = Configuration(), logger: Logger) {
+            self.configuration = configuration
+            self.logger = logger
+        }
+    }
+
     private enum TimerPurpose {
         case handshake
         case close
@@ -75,8 +88,9 @@ public final class TLSHandler: ChannelDuplexHandler {
     private static let coalescingLimit = 16 * 1024
 
     private let connection: OpenSSLConnection
-    private let configuration: Configuration
-    private let logger: Logger
+    private let settings: Settings
+    private var configuration: Configuration { settings.configuration }
+    private var logger: Logger { settings.logger }
     private var stateMachine = TLSHandlerStateMachine()
     private var pendingWrites = PendingWrites()
     private var pendingPlaintextBytes = 0
@@ -100,24 +114,26 @@ public final class TLSHandler: ChannelDuplexHandler {
         configuration: Configuration = Configuration(),
         logger: Logger
     ) throws(OpenSSLError) {
-        self.init(connection: try .server(front: front), configuration: configuration, timers: nil, logger: logger)
+        self.init(
+            connection: try .server(front: front),
+            settings: Settings(configuration: configuration, logger: logger),
+            timers: nil
+        )
     }
 
     /// A server handler whose timeouts wait in `timers`, its event loop's queue, and whose buffers come
     /// from the loop's `recycler`.
     convenience init(
         serverFront front: OpenSSLFrontContext,
-        configuration: Configuration,
+        settings: Settings,
         timers: TimerQueue,
-        recycler: ByteBufferRecycler,
-        logger: Logger
+        recycler: ByteBufferRecycler
     ) throws(OpenSSLError) {
         self.init(
             connection: try .server(front: front, recycler: recycler),
-            configuration: configuration,
+            settings: settings,
             timers: timers,
-            recycler: recycler,
-            logger: logger
+            recycler: recycler
         )
     }
 
@@ -131,24 +147,21 @@ public final class TLSHandler: ChannelDuplexHandler {
     ) throws(OpenSSLError) {
         self.init(
             connection: try .client(context: context, serverName: serverName, resuming: session),
-            configuration: configuration,
-            timers: nil,
-            logger: logger
+            settings: Settings(configuration: configuration, logger: logger),
+            timers: nil
         )
     }
 
     init(
         connection: OpenSSLConnection,
-        configuration: Configuration,
+        settings: Settings,
         timers: TimerQueue?,
-        recycler: ByteBufferRecycler? = nil,
-        logger: Logger
+        recycler: ByteBufferRecycler? = nil
     ) {
         self.connection = connection
-        self.configuration = configuration
+        self.settings = settings
         self.timers = timers
         self.recycler = recycler
-        self.logger = logger
     }
 
     deinit {
