@@ -31,6 +31,26 @@ private func refusal(_ text: String) -> HTTP1ParseError? {
 }
 
 @Suite struct HTTP1HeadParserTests {
+    /// Every connection's front holds a request head, and its field list is kept from request to request.
+    @Test func headsAreStoredCompactly() {
+        #expect(MemoryLayout<HTTP1HeaderField>.stride <= 20)
+        #expect(MemoryLayout<HTTP1RequestHead>.size <= 64)
+    }
+
+    @Test func aHeadAsLargeAsAcceptedKeepsItsOffsets() throws {
+        let filler = String(repeating: "a", count: HTTPFrontConfiguration.maximumHeaderBytes - 200)
+        let text = "GET /path HTTP/1.1\r\nHost: example.org\r\nX-Filler: \(filler)\r\nX-Last: end\r\n\r\n"
+        let head = try #require(try parseRequest(text))
+        let bytes = Array(text.utf8)
+        #expect(head.length == bytes.count)
+        let last = try #require(head.fields.last)
+        #expect(String(decoding: bytes[last.name], as: UTF8.self) == "X-Last")
+        #expect(String(decoding: bytes[last.value], as: UTF8.self) == "end")
+        #expect(head.fields[1].value.count == filler.count)
+        #expect(String(decoding: bytes[try #require(head.host)], as: UTF8.self) == "example.org")
+        #expect(String(decoding: bytes[head.target], as: UTF8.self) == "/path")
+    }
+
     @Test func parsesARequestInPlace() throws {
         let text = "POST /upload?x=1 HTTP/1.1\r\nHost: app.test\r\nContent-Length: 12\r\nX-Other:value\r\n\r\nbody"
         let head = try #require(try parseRequest(text))

@@ -6,7 +6,7 @@
 /// missing CRLF after a chunk is an error, never a guess.
 struct ChunkedBodyScanner {
     private enum State {
-        case size(digits: Int)
+        case size(digits: UInt8)
         case extensionBytes
         case sizeLineFeed
         case data
@@ -21,11 +21,13 @@ struct ChunkedBodyScanner {
     }
 
     /// The largest chunk accepted: 2^60 keeps the arithmetic far from overflow.
-    private static let maximumSizeDigits = 15
+    private static let maximumSizeDigits: UInt8 = 15
 
-    private var state = State.size(digits: 0)
+    // The words first and the state (two bytes) last: a front handler holds one while it discards a body,
+    // in its state's payload, idle or not.
     private var chunkSize = 0
     private var remaining = 0
+    private var state = State.size(digits: 0)
 
     var isFinished: Bool {
         if case .done = state { return true }
