@@ -87,11 +87,12 @@ public final class TLSHandler: ChannelDuplexHandler {
     /// Small writes are copied together up to this size so head and body share a record.
     private static let coalescingLimit = 16 * 1024
 
+    // The one-byte members are declared last, together, so that little of the handler (one per
+    // connection) is padding.
     private let connection: OpenSSLConnection
     private let settings: Settings
     private var configuration: Configuration { settings.configuration }
     private var logger: Logger { settings.logger }
-    private var stateMachine = TLSHandlerStateMachine()
     private var pendingWrites = PendingWrites()
     private var pendingPlaintextBytes = 0
     /// The loop's timer queue, given by the listener; nil: the timer gets a queue of its own.
@@ -102,8 +103,9 @@ public final class TLSHandler: ChannelDuplexHandler {
     /// The handshake timeout from activation to the handshake's end, then none (an idle connection
     /// holds no timer), then the close timeout once a close waits for its last flush: never both.
     private var timer: DeadlineTimer?
-    private var timerPurpose = TimerPurpose.handshake
     private var closePromise: EventLoopPromise<Void>?
+    private var stateMachine = TLSHandlerStateMachine()
+    private var timerPurpose = TimerPurpose.handshake
     private var closeMode: CloseMode = .all
     private var closeIssued = false
     private var deliveredPlaintextThisRead = false

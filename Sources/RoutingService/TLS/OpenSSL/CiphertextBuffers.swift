@@ -15,16 +15,16 @@ final class CiphertextBuffers {
     private var inbound: ByteBuffer?
     /// Ciphertext OpenSSL wrote and the caller has not taken yet.
     private var outbound: ByteBuffer?
-    private let allocator: ByteBufferAllocator
-    /// The event loop's spare buffers, when the connection has one (the gateway's listeners).
+    /// The event loop's spare buffers, when the connection has one (the gateway's listeners); else
+    /// buffers come from NIO's default allocator (not stored: its four function pointers are 32 bytes
+    /// that every connection would hold).
     private let recycler: ByteBufferRecycler?
 
     /// A flight or a record written into a fresh outbound buffer reserves at least this, so the few
     /// records of a handshake flight do not each grow the buffer.
     private static let minimumOutboundCapacity = 1024
 
-    init(allocator: ByteBufferAllocator, recycler: ByteBufferRecycler?) {
-        self.allocator = allocator
+    init(recycler: ByteBufferRecycler?) {
         self.recycler = recycler
     }
 
@@ -64,7 +64,7 @@ final class CiphertextBuffers {
     fileprivate func writeOutbound(_ bytes: UnsafeRawBufferPointer) {
         if outbound == nil {
             let capacity = max(bytes.count, Self.minimumOutboundCapacity)
-            outbound = recycler?.buffer(capacity: capacity) ?? allocator.buffer(capacity: capacity)
+            outbound = recycler?.buffer(capacity: capacity) ?? ByteBufferAllocator().buffer(capacity: capacity)
         }
         outbound!.writeBytes(bytes)
     }

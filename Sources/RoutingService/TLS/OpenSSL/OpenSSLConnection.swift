@@ -39,38 +39,45 @@ public final class OpenSSLConnection {
         case client
     }
 
-    public let role: Role
+    /// The context the connection started on, which also tells its role: one word, where two optional
+    /// references and a role took 17 bytes (every connection holds one of these objects).
+    private enum Origin {
+        case front(OpenSSLFrontContext)
+        case client(OpenSSLClientContext)
+    }
+
     private let ssl: OpaquePointer
     /// What `ssl`'s BIO reads from and writes to; the BIO points at it unretained, so it lives as long.
     private let ciphertext: CiphertextBuffers
-    /// Retained for as long as `ssl` points at their `SSL_CTX` (their callbacks take them unretained).
-    private let front: OpenSSLFrontContext?
-    private let clientContext: OpenSSLClientContext?
+    /// Retained for as long as `ssl` points at its `SSL_CTX` (the callbacks take it unretained).
+    private let origin: Origin
     public private(set) var serverContext: OpenSSLServerContext?
     /// Why the servername callback refused the handshake, when it did.
     public private(set) var serverNameRefusal: String?
     /// Set by the ClientHello callback: the client lists ALPN `acme-tls/1` (RFC 8737 validation).
     var clientOffersACMETLS1 = false
 
-    /// A server connection starting on `front`; the SNI picks the certificate context. Ciphertext
-    /// comes out in buffers from `allocator`.
-    public static func server(
-        front: OpenSSLFrontContext,
-        allocator: ByteBufferAllocator = ByteBufferAllocator()
-    ) throws(OpenSSLError) -> OpenSSLConnection {
-        try server(front: front, allocator: allocator, recycler: nil)
+    public var role: Role {
+        if case .front = origin { return .server }
+        return .client
+    }
+
+    private var front: OpenSSLFrontContext? {
+        if case .front(let front) = origin { return front }
+        return nil
+    }
+
+    /// A server connection starting on `front`; the SNI picks the certificate context.
+    public static func server(front: OpenSSLFrontContext) throws(OpenSSLError) -> OpenSSLConnection {
+        try server(front: front, recycler: nil)
     }
 
     /// The same, its ciphertext in spares of its event loop's `recycler`.
     static func server(
         front: OpenSSLFrontContext,
-        allocator: ByteBufferAllocator = ByteBufferAllocator(),
         recycler: ByteBufferRecycler?
     ) throws(OpenSSLError) -> OpenSSLConnection {
-        let connection = try OpenSSLConnection(
-            role: .server, context: front.context, front: front, client: nil,
-            allocator: allocator, recycler: recycler
-        )
+        let connection = try OpenSSLConnection(context: front.context, origin: .front(front), recycler: recycler)
         SSL_set_accept_state(connection.ssl)
         return connection
     }
@@ -80,12 +87,9 @@ public final class OpenSSLConnection {
     public static func client(
         context: OpenSSLClientContext,
         serverName: String?,
-        resuming session: OpenSSLSession? = nil,
-        allocator: ByteBufferAllocator = ByteBufferAllocator()
+        resuming session: OpenSSLSession? = nil
     ) throws(OpenSSLError) -> OpenSSLConnection {
-        let connection = try OpenSSLConnection(
-            role: .client, context: context.context, front: nil, client: context, allocator: allocator, recycler: nil
-        )
+        let connection = try OpenSSLConnection(context: context.context, origin: .client(context), recycler: nil)
         let ssl = connection.ssl
         SSL_set_connect_state(ssl)
         if let serverName, isIPAddressLiteral(serverName) {
@@ -114,28 +118,19 @@ public final class OpenSSLConnection {
         return connection
     }
 
-    private init(
-        role: Role,
-        context: OpaquePointer,
-        front: OpenSSLFrontContext?,
-        client: OpenSSLClientContext?,
-        allocator: ByteBufferAllocator,
-        recycler: ByteBufferRecycler?
-    ) throws(OpenSSLError) {
+    private init(context: OpaquePointer, origin: Origin, recycler: ByteBufferRecycler?) throws(OpenSSLError) {
         OpenSSLError.clearErrorQueue()
         guard let ssl = SSL_new(context) else { throw OpenSSLError.draining(.connectionSetupFailed, detail: "SSL_new") }
-        let ciphertext = CiphertextBuffers(allocator: allocator, recycler: recycler)
+        let ciphertext = CiphertextBuffers(recycler: recycler)
         guard let bio = ciphertext.makeBIO() else {
             SSL_free(ssl)
             throw OpenSSLError.draining(.connectionSetupFailed, detail: "ciphertext BIO")
         }
         // One BIO for both directions: SSL_set_bio takes its one reference.
         SSL_set_bio(ssl, bio, bio)
-        self.role = role
         self.ssl = ssl
         self.ciphertext = ciphertext
-        self.front = front
-        self.clientContext = client
+        self.origin = origin
         // The one back-pointer C callbacks use; `self` owns `ssl`, so it outlives every callback.
         SSL_set_ex_data(ssl, connectionExDataIndex, Unmanaged.passUnretained(self).toOpaque())
     }
