@@ -25,7 +25,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case closed
     }
 
-    private let mode: HTTPFrontMode
+    // Members are ordered so that little is padding (each connection holds one handler): the small
+    // ones fill the gaps after `state` and after the request head.
     private let runtime: HTTPProxyRuntime
     private let headerTimeout: TimeAmount
     private let idleTimeout: TimeAmount
@@ -34,12 +35,12 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let loop: ProxyEventLoopContext
     private var context: ChannelHandlerContext?
     private var state = State.awaitingHead
+    /// `headSearchOffset`'s storage (it stays below the head size limit plus one read).
+    private var headSearchOffsetStorage: UInt32 = 0
     private var serverName: String?
     private var forwarding: ForwardingContext
     /// Bytes received and not yet handled: a partial head, or what a pipelining client sent ahead.
     private var input: ByteBuffer?
-    /// How far `input` was already searched for the end of a head.
-    private var headSearchOffset = 0
     /// Parsed in place; its field storage is reused request after request.
     private var request = HTTP1RequestHead()
     /// The current request's client wants the connection closed after the response.
@@ -55,6 +56,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The client channel's writability as its last writability event left it (asked on every instance read).
     private var clientIsWritable = true
     private var processing = false
+    private let mode: HTTPFrontMode
     /// The last proxied request's Host and route, under the routing snapshot that gave it: a keep-alive
     /// connection asks for the same host again and again, and the answer cannot change without a new
     /// snapshot (TLS mode only: on the plain listener the answer also depends on the path and on
@@ -70,6 +72,12 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The current exchange's instance must send a response head before this fires (armed once the
     /// request end is forwarded). One timer per connection, re-armed per request.
     private var responseHeadTimer: DeadlineTimer?
+
+    /// How far `input` was already searched for the end of a head.
+    private var headSearchOffset: Int {
+        get { Int(headSearchOffsetStorage) }
+        set { headSearchOffsetStorage = UInt32(newValue) }
+    }
 
     init(mode: HTTPFrontMode, runtime: HTTPProxyRuntime, loop: ProxyEventLoopContext) {
         self.mode = mode
