@@ -34,4 +34,19 @@ import Testing
         let handler = try TLSHandler(serverFront: front, logger: Logger(label: "footprint"))
         #expect(Self.heapBytes(handler) <= 120)
     }
+
+    @Test func theHTTP1FrontFitsA320ByteChunk() throws {
+        let loop = EmbeddedEventLoop()
+        let configuration = GatewayConfiguration(
+            services: [
+                ServiceConfiguration(
+                    name: "app", ports: [ServicePort(port: 3000, http: true)], instances: [InstanceAddress(host: "10.0.0.1")]
+                ),
+            ],
+            domains: [DomainConfiguration(name: DomainName("secure.test"), service: "app", port: 3000, ssl: .manual)]
+        )
+        let runtime = HTTPProxyRuntime(configuration: configuration, eventLoopGroup: loop, connector: SocketUpstreamConnector())
+        let front = HTTP1FrontHandler(mode: .tls, runtime: runtime, loop: runtime.loopContext(for: loop))
+        #expect(Self.heapBytes(front) <= 312)
+    }
 }
