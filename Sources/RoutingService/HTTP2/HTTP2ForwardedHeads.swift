@@ -140,9 +140,11 @@ enum HTTP2ForwardedHeads {
         _ head: HTTP1ResponseHead,
         bytes: UnsafeRawBufferPointer,
         framing: HTTP1BodyFraming,
-        block: consuming ByteBuffer
+        block: consuming ByteBuffer,
+        fields: consuming [(name: Range<Int>, value: Range<Int>)] = []
     ) -> HTTP2ResponseHead {
         var response = HTTP2ResponseHead(status: head.status, block: consume block)
+        response.fields = consume fields
         response.fields.reserveCapacity(head.fields.count + 1)
         var previousVia: [Range<Int>] = []
         let keepContentLength: Bool

@@ -47,6 +47,10 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var lastRoute: RouteMemo?
     /// The forwarding headers last written for a request that carried none of its own, by Host.
     private var forwardingCache = ForwardingFieldsCache()
+    /// The last response head's field list, emptied, for the next one (an allocation per stream
+    /// otherwise); not kept when it grew past `spareFieldsLimit`.
+    private var spareResponseFields: [(name: Range<Int>, value: Range<Int>)] = []
+    private static let spareFieldsLimit = 64
 
     init(runtime: HTTPProxyRuntime, loop: ProxyEventLoopContext, serverName: String?) {
         self.runtime = runtime
@@ -331,6 +335,18 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     // MARK: for the streams
+
+    func takeSpareResponseFields() -> [(name: Range<Int>, value: Range<Int>)] {
+        var fields: [(name: Range<Int>, value: Range<Int>)] = []
+        swap(&fields, &spareResponseFields)
+        return fields
+    }
+
+    func keepSpareResponseFields(_ fields: inout [(name: Range<Int>, value: Range<Int>)]) {
+        guard fields.capacity <= Self.spareFieldsLimit else { return }
+        fields.removeAll(keepingCapacity: true)
+        swap(&fields, &spareResponseFields)
+    }
 
     /// A stream waits for its response head until `deadline`.
     func watchResponseHead(until deadline: NIODeadline) {

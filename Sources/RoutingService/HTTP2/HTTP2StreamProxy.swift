@@ -301,11 +301,17 @@ extension HTTP2StreamProxy: UpstreamConnectionDelegate {
         exchange.responseHeadReceived = true
         exchange.responseStatus = head.status
         let recycler = front.loop.recycler
-        let response = bytes.withUnsafeReadableBytes { raw in
-            HTTP2ForwardedHeads.response(head, bytes: raw, framing: framing, block: recycler.buffer(capacity: 256))
+        var response = bytes.withUnsafeReadableBytes { raw in
+            HTTP2ForwardedHeads.response(
+                head, bytes: raw, framing: framing, block: recycler.buffer(capacity: 256),
+                fields: front.takeSpareResponseFields()
+            )
         }
-        // nghttp2 copies the fields on submit.
-        defer { recycler.recycle(response.block) }
+        // nghttp2 copies the fields on submit: the block and the field list serve the next response.
+        defer {
+            recycler.recycle(response.block)
+            front.keepSpareResponseFields(&response.fields)
+        }
         let hasBody: Bool
         switch framing {
         case .none, .length(0): hasBody = false

@@ -76,7 +76,7 @@ final class HTTP2ServerSession {
     private(set) var isBusy = false
 
     private final class OutgoingBody {
-        var chunks = CircularBuffer<ByteBuffer>()
+        var chunks = BodyChunks()
         var queued = 0
         var ended = false
         /// The data callback said "nothing yet": the stream waits for `resume_data`.
@@ -261,7 +261,7 @@ final class HTTP2ServerSession {
             if chunk.readableBytes == 0 {
                 body.chunks.removeFirst()
             } else {
-                body.chunks[body.chunks.startIndex] = chunk
+                body.chunks.replaceFirst(with: chunk)
             }
         }
         let before = body.queued
@@ -443,5 +443,37 @@ private func readResponseBody(
     guard let buffer, let flags else { return Int(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue) }
     return HTTP2ServerSession.with(userData) {
         $0.readBody(streamID: streamID, into: buffer, capacity: length, flags: flags)
+    }
+}
+
+/// The chunks of a response body waiting to be framed, in order. Most responses are one chunk (head
+/// and body come in one read from the instance), so the first is held inline and a ring is made only
+/// when a second waits behind it: no allocation per stream for the common case (a `CircularBuffer`
+/// allocates its storage, 16 slots, as it is made).
+struct BodyChunks {
+    /// Nil only when `rest` is empty too.
+    private var head: ByteBuffer?
+    private var rest: CircularBuffer<ByteBuffer>?
+
+    var first: ByteBuffer? { head }
+    var isEmpty: Bool { head == nil }
+
+    mutating func append(_ chunk: ByteBuffer) {
+        guard head != nil else {
+            head = chunk
+            return
+        }
+        if rest == nil { rest = CircularBuffer(initialCapacity: 4) }
+        rest!.append(chunk)
+    }
+
+    /// The first chunk, partly taken.
+    mutating func replaceFirst(with chunk: ByteBuffer) {
+        precondition(head != nil, "no first chunk to replace")
+        head = chunk
+    }
+
+    mutating func removeFirst() {
+        head = rest?.popFirst()
     }
 }
