@@ -27,7 +27,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private(set) var session: HTTP2ServerSession!
     private(set) var forwarding = ForwardingContext(clientAddress: nil, scheme: HTTPFrontMode.tls.scheme)
     private var serverName: String?
-    private var streams: [Int32: HTTP2StreamProxy] = [:]
+    private var streams = HTTP2StreamTable<HTTP2StreamProxy>()
     /// Streams that wrote to their instance connection during the client's current read: flushed when the
     /// read is done, instead of asking every open stream (sixteen or more) after every read.
     private var streamsToFlush: [HTTP2StreamProxy] = []

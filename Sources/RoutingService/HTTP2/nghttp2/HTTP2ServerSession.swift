@@ -71,7 +71,7 @@ final class HTTP2ServerSession {
     private var spareFields: [HTTP2HeaderField] = []
     private static let spareFieldsLimit = 64
     /// Response bodies being sent, by stream.
-    private var bodies: [Int32: OutgoingBody] = [:]
+    private var bodies = HTTP2StreamTable<OutgoingBody>()
     /// Inside `nghttp2_session_mem_recv`/`mem_send`, which must not be re-entered.
     private(set) var isBusy = false
 
