@@ -3,25 +3,25 @@
 /// Open addressing on the id itself: a client's stream ids are odd and rise by two (RFC 9113 §5.1.1),
 /// so `id >> 1` puts the streams open at once in neighbouring slots, with no hashing and no probing to
 /// speak of. A `Dictionary` hashed each id with SipHash several times per stream. Linear probing,
-/// with deletion by shifting the rest of a run back, so a lookup never meets a tombstone. The table
-/// is made at the first insert and grows past half full.
+/// with deletion by shifting the rest of a run back, so a lookup never meets a tombstone. Ids and
+/// values are kept apart, so probing reads plain integers (no reference counting). The table is made
+/// at the first insert and grows past half full.
 struct HTTP2StreamTable<Value: AnyObject> {
-    private struct Slot {
-        /// 0 marks a free slot: stream 0 is the connection, never a stream.
-        var id: Int32
-        var value: Value?
-    }
-
-    private var slots: [Slot] = []
+    /// 0 marks a free slot: stream 0 is the connection, never a stream.
+    private var ids: [Int32] = []
+    private var slots: [Value?] = []
     private(set) var count = 0
 
     var isEmpty: Bool { count == 0 }
 
     /// The values, in no particular order: a copy, so the caller may change the table meanwhile.
-    var values: [Value] { slots.compactMap { $0.id == 0 ? nil : $0.value } }
+    var values: [Value] { slots.compactMap { $0 } }
 
     subscript(id: Int32) -> Value? {
-        get { index(of: id).map { slots[$0].value } ?? nil }
+        get {
+            guard let index = index(of: id) else { return nil }
+            return slots[index]
+        }
         set {
             if let newValue {
                 insert(newValue, for: id)
@@ -34,28 +34,31 @@ struct HTTP2StreamTable<Value: AnyObject> {
     @discardableResult
     mutating func removeValue(forKey id: Int32) -> Value? {
         guard var hole = index(of: id) else { return nil }
-        let removed = slots[hole].value
-        let mask = slots.count - 1
+        // Moved out, not copied: no retain and release of the value.
+        let removed = slots[hole].take()
+        let mask = ids.count - 1
         var next = hole
         while true {
             next = (next + 1) & mask
-            let nextID = slots[next].id
+            let nextID = ids[next]
             if nextID == 0 { break }
             // The entry at `next` may fill the hole unless its home lies cyclically in (hole, next]:
             // then a lookup starting at its home reaches it without passing the hole.
             let home = Self.home(of: nextID, mask: mask)
             let homeIsBetween = hole < next ? (hole < home && home <= next) : (hole < home || home <= next)
             if !homeIsBetween {
-                slots[hole] = slots[next]
+                ids[hole] = nextID
+                slots.swapAt(hole, next)
                 hole = next
             }
         }
-        slots[hole] = Slot(id: 0, value: nil)
+        ids[hole] = 0
         count -= 1
         return removed
     }
 
     mutating func removeAll() {
+        ids = []
         slots = []
         count = 0
     }
@@ -65,35 +68,41 @@ struct HTTP2StreamTable<Value: AnyObject> {
     }
 
     private func index(of id: Int32) -> Int? {
-        guard id != 0, !slots.isEmpty else { return nil }
-        let mask = slots.count - 1
+        guard id != 0, !ids.isEmpty else { return nil }
+        let mask = ids.count - 1
         var index = Self.home(of: id, mask: mask)
         while true {
-            let slotID = slots[index].id
+            let slotID = ids[index]
             if slotID == id { return index }
             if slotID == 0 { return nil }
             index = (index + 1) & mask
         }
     }
 
-    private mutating func insert(_ value: Value, for id: Int32) {
+    /// `consuming`: the value moves into its slot, where a borrowed one would be retained to be stored
+    /// and released by the caller.
+    private mutating func insert(_ value: consuming Value, for id: Int32) {
         precondition(id != 0, "stream 0 is the connection")
         if let existing = index(of: id) {
-            slots[existing].value = value
+            slots[existing] = value
             return
         }
-        if (count + 1) * 2 > slots.count { grow() }
-        let mask = slots.count - 1
+        if (count + 1) * 2 > ids.count { grow() }
+        let mask = ids.count - 1
         var index = Self.home(of: id, mask: mask)
-        while slots[index].id != 0 { index = (index + 1) & mask }
-        slots[index] = Slot(id: id, value: value)
+        while ids[index] != 0 { index = (index + 1) & mask }
+        ids[index] = id
+        slots[index] = value
         count += 1
     }
 
     private mutating func grow() {
-        let old = slots
-        slots = Array(repeating: Slot(id: 0, value: nil), count: max(16, old.count * 2))
+        let oldIDs = ids
+        let oldSlots = slots
+        let capacity = max(16, oldIDs.count * 2)
+        ids = Array(repeating: 0, count: capacity)
+        slots = Array(repeating: nil, count: capacity)
         count = 0
-        for slot in old where slot.id != 0 { insert(slot.value!, for: slot.id) }
+        for (id, value) in zip(oldIDs, oldSlots) where id != 0 { insert(value!, for: id) }
     }
 }
