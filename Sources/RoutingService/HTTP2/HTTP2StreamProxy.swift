@@ -307,21 +307,23 @@ extension HTTP2StreamProxy: UpstreamConnectionDelegate {
                 fields: front.takeSpareResponseFields()
             )
         }
-        // nghttp2 copies the fields on submit: the block and the field list serve the next response.
-        defer {
-            recycler.recycle(response.block)
-            front.keepSpareResponseFields(&response.fields)
-        }
         let hasBody: Bool
         switch framing {
         case .none, .length(0): hasBody = false
         default: hasBody = exchange.method != .head
         }
+        var refusal: HTTP2SessionError?
         do {
             try session.submitResponse(streamID: streamID, head: response, hasBody: hasBody)
         } catch {
+            refusal = error
+        }
+        // nghttp2 copied the fields on submit: the block and the field list serve the next response.
+        recycler.recycle(response.block)
+        front.keepSpareResponseFields(&response.fields)
+        if let refusal {
             session.resetStream(streamID: streamID, code: .internalError)
-            abandon(note: "response head refused by HTTP/2: \(error)")
+            abandon(note: "response head refused by HTTP/2: \(refusal)")
         }
         return framing == .chunked ? .decoded : .raw
     }
