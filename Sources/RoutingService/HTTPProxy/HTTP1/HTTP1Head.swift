@@ -57,43 +57,29 @@ enum HTTP1HeaderName: UInt8 {
 
 /// One header line of a head, as offsets into the head's bytes (value trimmed of surrounding whitespace).
 struct HTTP1HeaderField {
-    private var nameOffsets: HeadOffsets
-    private var valueOffsets: HeadOffsets
+    @HeadOffsets var name: Range<Int>
+    @HeadOffsets var value: Range<Int>
     var kind: HTTP1HeaderName
-
-    init(name: Range<Int>, value: Range<Int>, kind: HTTP1HeaderName) {
-        nameOffsets = HeadOffsets(name)
-        valueOffsets = HeadOffsets(value)
-        self.kind = kind
-    }
-
-    var name: Range<Int> {
-        get { nameOffsets.range }
-        set { nameOffsets = HeadOffsets(newValue) }
-    }
-
-    var value: Range<Int> {
-        get { valueOffsets.range }
-        set { valueOffsets = HeadOffsets(newValue) }
-    }
 }
 
 /// A range of a head's bytes, stored as two `UInt32`s instead of two `Int`s: a head is at most
 /// `HTTPFrontConfiguration.maximumHeaderBytes` (an instance's at most 64 KiB), so the offsets fit, and
 /// the heads (kept per connection, their field lists reused request after request) take half the memory:
 /// 20 bytes a field instead of 40, and the request head 40 bytes less in every connection's front.
+@propertyWrapper
 struct HeadOffsets {
     private var start: UInt32
     private var end: UInt32
 
-    static let empty = HeadOffsets(0..<0)
-
-    init(_ range: Range<Int>) {
+    init(wrappedValue range: Range<Int>) {
         start = UInt32(range.lowerBound)
         end = UInt32(range.upperBound)
     }
 
-    var range: Range<Int> { Int(start)..<Int(end) }
+    var wrappedValue: Range<Int> {
+        get { Int(start)..<Int(end) }
+        set { self = HeadOffsets(wrappedValue: newValue) }
+    }
 }
 
 /// What the `Connection` headers of a head say, beside the names they nominate.
@@ -132,8 +118,8 @@ enum HTTP1Method: Equatable {
 struct HTTP1RequestHead {
     var fields: [HTTP1HeaderField] = []
     var framing = HTTP1BodyFraming.none
-    private var methodOffsets = HeadOffsets.empty
-    private var targetOffsets = HeadOffsets.empty
+    @HeadOffsets var methodRange = 0..<0
+    @HeadOffsets var target = 0..<0
     private var hostOffsets: HeadOffsets?
     private var lengthStorage: UInt32 = 0
     private var minorVersionStorage: UInt8 = 1
@@ -142,19 +128,9 @@ struct HTTP1RequestHead {
     /// `Upgrade` names `websocket` and `Connection` names `upgrade`.
     var isWebSocketUpgrade = false
 
-    var methodRange: Range<Int> {
-        get { methodOffsets.range }
-        set { methodOffsets = HeadOffsets(newValue) }
-    }
-
-    var target: Range<Int> {
-        get { targetOffsets.range }
-        set { targetOffsets = HeadOffsets(newValue) }
-    }
-
     var host: Range<Int>? {
-        get { hostOffsets?.range }
-        set { hostOffsets = newValue.map(HeadOffsets.init) }
+        get { hostOffsets?.wrappedValue }
+        set { hostOffsets = newValue.map { HeadOffsets(wrappedValue: $0) } }
     }
 
     /// The `x` of `HTTP/1.x`.
@@ -168,6 +144,7 @@ struct HTTP1RequestHead {
         get { Int(lengthStorage) }
         set { lengthStorage = UInt32(newValue) }
     }
+
     /// The client wants the connection closed after the response.
     var wantsClose: Bool { connection.close || (minorVersion == 0 && !connection.keepAlive) }
 
