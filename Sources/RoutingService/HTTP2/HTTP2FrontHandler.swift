@@ -48,8 +48,8 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The forwarding headers last written for a request that carried none of its own, by Host.
     private var forwardingCache = ForwardingFieldsCache()
     /// The last response head's field list, emptied, for the next one (an allocation per stream
-    /// otherwise); not kept when it grew past `spareFieldsLimit`.
-    private var spareResponseFields: [(name: Range<Int>, value: Range<Int>)] = []
+    /// otherwise; `HTTP2ForwardedHeads.response` takes it); not kept when it grew past `spareFieldsLimit`.
+    var spareResponseFields: [(name: Range<Int>, value: Range<Int>)] = []
     private static let spareFieldsLimit = 64
 
     init(runtime: HTTPProxyRuntime, loop: ProxyEventLoopContext, serverName: String?) {
@@ -336,16 +336,10 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: for the streams
 
-    func takeSpareResponseFields() -> [(name: Range<Int>, value: Range<Int>)] {
-        var fields: [(name: Range<Int>, value: Range<Int>)] = []
-        swap(&fields, &spareResponseFields)
-        return fields
-    }
-
-    func keepSpareResponseFields(_ fields: inout [(name: Range<Int>, value: Range<Int>)]) {
+    func keepSpareResponseFields(_ fields: consuming [(name: Range<Int>, value: Range<Int>)]) {
         guard fields.capacity <= Self.spareFieldsLimit else { return }
         fields.removeAll(keepingCapacity: true)
-        swap(&fields, &spareResponseFields)
+        spareResponseFields = fields
     }
 
     /// A stream waits for its response head until `deadline`.

@@ -301,10 +301,10 @@ extension HTTP2StreamProxy: UpstreamConnectionDelegate {
         exchange.responseHeadReceived = true
         exchange.responseStatus = head.status
         let recycler = front.loop.recycler
-        var response = bytes.withUnsafeReadableBytes { raw in
+        let response = bytes.withUnsafeReadableBytes { raw in
             HTTP2ForwardedHeads.response(
                 head, bytes: raw, framing: framing, block: recycler.buffer(capacity: 256),
-                fields: front.takeSpareResponseFields()
+                fields: &front.spareResponseFields
             )
         }
         let hasBody: Bool
@@ -320,7 +320,7 @@ extension HTTP2StreamProxy: UpstreamConnectionDelegate {
         }
         // nghttp2 copied the fields on submit: the block and the field list serve the next response.
         recycler.recycle(response.block)
-        front.keepSpareResponseFields(&response.fields)
+        front.keepSpareResponseFields((consume response).fields)
         if let refusal {
             session.resetStream(streamID: streamID, code: .internalError)
             abandon(note: "response head refused by HTTP/2: \(refusal)")
