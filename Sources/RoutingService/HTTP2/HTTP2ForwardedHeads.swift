@@ -135,16 +135,16 @@ enum HTTP2ForwardedHeads {
 
     /// The HTTP/2 response head for an instance's HTTP/1.1 response: names lower-cased, hop-by-hop and
     /// `Connection`-nominated headers dropped, `content-length` kept only for a body of known length,
-    /// `via` extended. Its field list is `spare`'s storage (an empty list with room, left empty in its place).
+    /// `via` extended. Its field list is the one `spare` lends.
     static func response(
         _ head: HTTP1ResponseHead,
         bytes: UnsafeRawBufferPointer,
         framing: HTTP1BodyFraming,
         block: consuming ByteBuffer,
-        fields spare: inout [(name: Range<Int>, value: Range<Int>)]
+        fields spare: inout SpareFieldList<(name: Range<Int>, value: Range<Int>)>
     ) -> HTTP2ResponseHead {
         var response = HTTP2ResponseHead(status: head.status, block: consume block)
-        swap(&response.fields, &spare)
+        spare.lend(to: &response.fields)
         response.fields.reserveCapacity(head.fields.count + 1)
         var previousVia: [Range<Int>] = []
         let keepContentLength: Bool

@@ -47,10 +47,9 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var lastRoute: RouteMemo?
     /// The forwarding headers last written for a request that carried none of its own, by Host.
     private var forwardingCache = ForwardingFieldsCache()
-    /// The last response head's field list, emptied, for the next one (an allocation per stream
-    /// otherwise; `HTTP2ForwardedHeads.response` takes it); not kept when it grew past `spareFieldsLimit`.
-    var spareResponseFields: [(name: Range<Int>, value: Range<Int>)] = []
-    private static let spareFieldsLimit = 64
+    /// The last response head's field list, for the next one (an allocation per stream otherwise):
+    /// `HTTP2ForwardedHeads.response` borrows it, the stream gives it back after the submit.
+    var spareResponseFields = SpareFieldList<(name: Range<Int>, value: Range<Int>)>()
 
     init(runtime: HTTPProxyRuntime, loop: ProxyEventLoopContext, serverName: String?) {
         self.runtime = runtime
@@ -335,12 +334,6 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     // MARK: for the streams
-
-    func keepSpareResponseFields(_ fields: consuming [(name: Range<Int>, value: Range<Int>)]) {
-        guard fields.capacity <= Self.spareFieldsLimit else { return }
-        fields.removeAll(keepingCapacity: true)
-        spareResponseFields = fields
-    }
 
     /// A stream waits for its response head until `deadline`.
     func watchResponseHead(until deadline: NIODeadline) {

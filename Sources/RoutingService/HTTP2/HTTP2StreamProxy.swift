@@ -320,7 +320,8 @@ extension HTTP2StreamProxy: UpstreamConnectionDelegate {
         }
         // nghttp2 copied the fields on submit: the block and the field list serve the next response.
         recycler.recycle(response.block)
-        front.keepSpareResponseFields((consume response).fields)
+        var fields = (consume response).fields
+        front.spareResponseFields.keep(&fields)
         if let refusal {
             session.resetStream(streamID: streamID, code: .internalError)
             abandon(note: "response head refused by HTTP/2: \(refusal)")

@@ -92,7 +92,7 @@ import Testing
         var parsed = HTTP1ResponseHead()
         let bytes = Array(response.utf8)
         try bytes.withUnsafeBytes { raw in try HTTP1HeadParser.parseResponse(raw, length: bytes.count, into: &parsed) }
-        var spare: [(name: Range<Int>, value: Range<Int>)] = []
+        var spare = SpareFieldList<(name: Range<Int>, value: Range<Int>)>()
         return bytes.withUnsafeBytes { raw in
             HTTP2ForwardedHeads.response(parsed, bytes: raw, framing: parsed.framing, block: ByteBuffer(), fields: &spare)
         }

@@ -66,10 +66,8 @@ final class HTTP2ServerSession {
     /// The request head being received. A header block arrives whole, with no frame of another stream
     /// in between (RFC 9113 §4.3), so there is at most one at a time and it needs no lookup per field.
     private var headInProgress: (streamID: Int32, head: HTTP2RequestHead)?
-    /// The last head's field list, emptied, for the next head (one per stream otherwise); not kept when
-    /// it grew past `spareFieldsLimit`.
-    private var spareFields: [HTTP2HeaderField] = []
-    private static let spareFieldsLimit = 64
+    /// The last head's field list, for the next head (one per stream otherwise).
+    private var spareFields = SpareFieldList<HTTP2HeaderField>()
     /// Response bodies being sent, by stream.
     private var bodies = HTTP2StreamTable<OutgoingBody>()
     /// Inside `nghttp2_session_mem_recv`/`mem_send`, which must not be re-entered.
@@ -321,7 +319,7 @@ final class HTTP2ServerSession {
 
     fileprivate func beginHeaders(streamID: Int32) {
         var fields: [HTTP2HeaderField] = []
-        swap(&fields, &spareFields)
+        spareFields.lend(to: &fields)
         headInProgress = (streamID, HTTP2RequestHead(block: recycler.buffer(capacity: 256), fields: consume fields))
     }
 
@@ -337,10 +335,7 @@ final class HTTP2ServerSession {
             // The delegate routed it and copied what it forwards: the block and the field list can take
             // the next head.
             recycler.recycle(head.block)
-            if head.fields.capacity <= Self.spareFieldsLimit {
-                head.fields.removeAll(keepingCapacity: true)
-                swap(&spareFields, &head.fields)
-            }
+            spareFields.keep(&head.fields)
         } else if endStream {
             // Trailers: their fields are not forwarded (HTTP/1.1 instances get a plain end).
             delegate.http2RequestEnded(streamID: streamID)
