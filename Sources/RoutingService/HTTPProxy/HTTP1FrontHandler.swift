@@ -504,16 +504,21 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         exchange.connection = connection
         connection.delegate = self
         connection.requestStarted(isHead: exchange.method == .head)
-        connection.write(exchange.forwardedHead)
-        if !exchange.bufferedBody.isEmpty {
+        if exchange.requestEnded && exchange.bufferedBody.isEmpty {
+            // A whole request without a body (most are): nothing of it can follow to share a flush, and one
+            // pass down the instance's pipeline instead of two.
+            connection.writeAndFlush(exchange.forwardedHead)
+            requestEndForwarded(exchange)
+        } else {
+            connection.write(exchange.forwardedHead)
             for body in exchange.bufferedBody {
                 exchange.bodyPartsForwarded += 1
                 connection.write(body)
             }
             exchange.bufferedBody.removeAll()
+            if exchange.requestEnded { requestEndForwarded(exchange) }
+            upstreamNeedsFlush = true
         }
-        if exchange.requestEnded { requestEndForwarded(exchange) }
-        upstreamNeedsFlush = true
         if pendingRead && connection.isWritable {
             pendingRead = false
             context.read()
@@ -594,8 +599,10 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func responseFinished(_ exchange: ProxyExchange, context: ChannelHandlerContext) {
         exchange.releaseCounts()
-        writePendingResponse(context: context)
-        if exchange.responseRelay == .encodeChunks { context.write(wrapOutboundOut(Self.lastChunk), promise: nil) }
+        if exchange.responseRelay == .encodeChunks {
+            writePendingResponse(context: context)
+            context.write(wrapOutboundOut(Self.lastChunk), promise: nil)
+        }
         if let connection = exchange.connection {
             exchange.connection = nil
             connection.delegate = nil
@@ -612,10 +619,11 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let close = closeAfterResponse || exchange.responseCloseDelimited || !exchange.requestEnded || clientInputClosed
         clientNeedsFlush = false  // both ways below flush
         if close {
+            writePendingResponse(context: context)
             state = .closed
             closeAfterFlush(context: context)
         } else {
-            context.flush()
+            flushResponse(context: context)
             state = .awaitingHead
             requestCompleted(context: context)
         }
@@ -888,6 +896,17 @@ extension HTTP1FrontHandler: UpstreamConnectionDelegate {
         loop.recycler.recycle(response)
     }
 
+    /// Writes the pending response, if any, and flushes: one pass down the pipeline for both when there is one.
+    private func flushResponse(context: ChannelHandlerContext) {
+        guard let response = pendingResponse else {
+            context.flush()
+            return
+        }
+        pendingResponse = nil
+        context.writeAndFlush(wrapOutboundOut(response), promise: nil)
+        loop.recycler.recycle(response)
+    }
+
     func upstreamResponseEnd(_ connection: UpstreamConnection) {
         guard let (exchange, context) = current(connection) else { return }
         responseFinished(exchange, context: context)
@@ -906,8 +925,7 @@ extension HTTP1FrontHandler: UpstreamConnectionDelegate {
         // A response that ended in this read was flushed as it ended: nothing to do then.
         guard clientNeedsFlush || pendingResponse != nil, let context else { return }
         clientNeedsFlush = false
-        writePendingResponse(context: context)
-        context.flush()
+        flushResponse(context: context)
     }
 
     func upstreamWritabilityChanged(_ connection: UpstreamConnection) {

@@ -104,6 +104,10 @@ final class UpstreamConnection {
         if let handler { handler.flush() } else { channel.flush() }
     }
 
+    func writeAndFlush(_ bytes: ByteBuffer) {
+        if let handler { handler.writeAndFlush(bytes) } else { channel.writeAndFlush(bytes, promise: nil) }
+    }
+
     /// Half-closes towards the instance (a tunnel whose client stopped sending).
     func closeOutput() { channel.close(mode: .output, promise: nil) }
 
@@ -320,6 +324,14 @@ private final class UpstreamResponseHandler: ChannelDuplexHandler, RemovableChan
 
     func flush() {
         if let context { context.flush() } else { connection.channel.flush() }
+    }
+
+    func writeAndFlush(_ bytes: ByteBuffer) {
+        if let context {
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+        } else {
+            connection.channel.writeAndFlush(bytes, promise: nil)
+        }
     }
 
     func resumeReading() {
