@@ -91,7 +91,7 @@ final class HTTP2StreamProxy {
         flushUpstreamLater()
         exchange.requestEndForwarded = true
         if !exchange.responseHeadReceived {
-            let deadline = NIODeadline.now() + exchange.routes.timeouts.upstreamResponseHead.timeAmount
+            let deadline = NIODeadline.now() + exchange.routes.upstreamTimeouts.responseHead
             responseHeadDeadline = deadline
             front.watchResponseHead(until: deadline)
         }
@@ -344,7 +344,7 @@ extension HTTP2StreamProxy: UpstreamConnectionDelegate {
         exchange.connection = nil
         connection.delegate = nil
         if exchange.requestEndForwarded && connection.isReusable && !exchange.instance.isRetired {
-            front.loop.pool(for: exchange.instance).release(connection, idleTimeout: exchange.routes.timeouts.upstreamIdle.timeAmount)
+            front.loop.pool(for: exchange.instance).release(connection, idleTimeout: exchange.routes.upstreamTimeouts.idle)
         } else {
             // An answer before the whole request went out leaves the connection mid-request.
             connection.close()

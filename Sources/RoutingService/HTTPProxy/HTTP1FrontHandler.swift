@@ -534,7 +534,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 self.responseHeadTimedOut()
             }
         }
-        responseHeadTimer?.arm(in: exchange.routes.timeouts.upstreamResponseHead.timeAmount)
+        responseHeadTimer?.arm(in: exchange.routes.upstreamTimeouts.responseHead)
     }
 
     private func flushUpstreamIfNeeded() {
@@ -607,7 +607,7 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
             exchange.connection = nil
             connection.delegate = nil
             if exchange.requestEndForwarded && connection.isReusable && !exchange.instance.isRetired {
-                loop.pool(for: exchange.instance).release(connection, idleTimeout: exchange.routes.timeouts.upstreamIdle.timeAmount)
+                loop.pool(for: exchange.instance).release(connection, idleTimeout: exchange.routes.upstreamTimeouts.idle)
             } else {
                 connection.close()
             }

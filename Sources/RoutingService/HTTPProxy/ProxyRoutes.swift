@@ -5,6 +5,9 @@ import NIOCore
 public final class ProxyRoutes: Sendable {
     public let table: RoutingTable
     public let timeouts: TimeoutConfiguration
+    /// The timeouts every proxied request arms, converted once: a `Duration`'s conversion divides 128-bit
+    /// integers, twice a request otherwise.
+    let upstreamTimeouts: UpstreamTimeouts
     /// `[balancer index][upstream group id]` → instances in configuration order.
     let instances: [[[UpstreamInstance]]]
 
@@ -12,6 +15,7 @@ public final class ProxyRoutes: Sendable {
         let table = RoutingTable(configuration: configuration)
         self.table = table
         self.timeouts = configuration.timeouts
+        self.upstreamTimeouts = UpstreamTimeouts(configuration.timeouts)
         self.instances = balancers.map { balancer in
             table.upstreamGroups.map { balancer.registry.instances(for: $0.endpoints) }
         }
@@ -19,6 +23,19 @@ public final class ProxyRoutes: Sendable {
 
     func instances(balancer: HTTPBalancer, group: UpstreamGroup) -> [UpstreamInstance] {
         instances[balancer.index][group.id]
+    }
+}
+
+/// The `TimeoutConfiguration` entries of a proxied request, as the event loop's `TimeAmount`.
+struct UpstreamTimeouts: Sendable {
+    let connect: TimeAmount
+    let responseHead: TimeAmount
+    let idle: TimeAmount
+
+    init(_ timeouts: TimeoutConfiguration) {
+        connect = timeouts.upstreamConnect.timeAmount
+        responseHead = timeouts.upstreamResponseHead.timeAmount
+        idle = timeouts.upstreamIdle.timeAmount
     }
 }
 

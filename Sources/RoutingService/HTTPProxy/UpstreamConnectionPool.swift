@@ -48,8 +48,8 @@ final class UpstreamConnectionPool: UpstreamConnectionDelegate {
         ready: @escaping (UpstreamConnection) -> Void,
         failed: @escaping (UpstreamFailure) -> Void
     ) {
-        let timeout = exchange.routes.timeouts.upstreamConnect.timeAmount
-        let idleTimeout = exchange.routes.timeouts.upstreamIdle.timeAmount
+        let timeout = exchange.routes.upstreamTimeouts.connect
+        let idleTimeout = exchange.routes.upstreamTimeouts.idle
         let markDownDuration = runtime.markDownDuration
         let instance = self.instance
         connect(using: runtime.connector, timeout: timeout).assumeIsolated().whenComplete { result in
