@@ -89,6 +89,10 @@ final class HTTP2StreamProxy {
     private func forwardRequestEnd(to connection: UpstreamConnection, exchange: ProxyExchange) {
         if framing == .chunked { connection.write(Self.lastChunk) }
         flushUpstreamLater()
+        requestEndForwarded(exchange)
+    }
+
+    private func requestEndForwarded(_ exchange: ProxyExchange) {
         exchange.requestEndForwarded = true
         if !exchange.responseHeadReceived {
             let deadline = NIODeadline.now() + exchange.routes.upstreamTimeouts.responseHead
@@ -157,6 +161,14 @@ final class HTTP2StreamProxy {
         exchange.connection = connection
         connection.delegate = self
         connection.requestStarted(isHead: exchange.method == .head)
+        if exchange.requestEnded && bufferedBody.isEmpty && framing != .chunked {
+            // A whole request without a body (most are): nothing of it can follow to share a flush, and
+            // the stream need not wait in the front's list of connections to flush.
+            connection.writeAndFlush(exchange.forwardedHead)
+            requestEndForwarded(exchange)
+            giveBackWindowIfWritable(connection)
+            return
+        }
         connection.write(exchange.forwardedHead)
         flushUpstreamLater()
         if !bufferedBody.isEmpty {
