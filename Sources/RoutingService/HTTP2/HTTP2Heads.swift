@@ -97,9 +97,17 @@ struct HTTP2RequestHead {
 
     /// The value of a `content-length` header, if there is exactly one valid one.
     var contentLength: Int? {
-        let values = fields.filter { $0.kind == .contentLength }.map { text($0.value) }
-        guard let first = values.first, values.allSatisfy({ $0 == first }) else { return nil }
-        return Int(first)
+        // A loop rather than filter and map: no intermediate arrays, asked once or twice per stream.
+        var first: String?
+        for field in fields where field.kind == .contentLength {
+            let value = text(field.value)
+            if let first {
+                guard value == first else { return nil }
+            } else {
+                first = value
+            }
+        }
+        return first.flatMap { Int($0) }
     }
 }
 

@@ -66,6 +66,19 @@ import Testing
             """)
     }
 
+    @Test func contentLengthIsTheOneValueAllCopiesAgreeOn() {
+        func length(_ values: [String]) -> Int? {
+            requestHead([(":method", "PUT"), (":path", "/"), ("host", "h.test")] + values.map { ("content-length", $0) })
+                .contentLength
+        }
+        #expect(length([]) == nil)
+        #expect(length(["12"]) == 12)
+        #expect(length(["12", "12"]) == 12)
+        #expect(length(["12", "13"]) == nil)
+        #expect(length(["12", "012"]) == nil)  // the same number written differently: not the same field value
+        #expect(length(["twelve"]) == nil)
+    }
+
     @Test func bodyFramingFollowsContentLengthOrEndStream() {
         let withLength = requestHead([(":method", "PUT"), (":path", "/"), ("host", "h.test"), ("content-length", "12")])
         #expect(HTTP2ForwardedHeads.bodyFraming(of: withLength, endStream: false) == .length(12))
