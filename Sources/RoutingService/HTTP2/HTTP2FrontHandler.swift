@@ -198,8 +198,7 @@ final class HTTP2FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard let context, let session, !session.isBusy, !isClosing else { return }
         do {
             while let output = try session.takeOutput(limit: Self.outputPieceBytes) {
-                context.write(wrapOutboundOut(output), promise: nil)
-                context.flush()
+                context.writeAndFlush(wrapOutboundOut(output), promise: nil)
                 loop.recycler.recycle(output)
                 if output.readableBytes < Self.outputPieceBytes || !clientIsWritable { break }
             }
