@@ -163,10 +163,10 @@ final class HTTP2StreamProxy {
         connection.requestStarted(isHead: exchange.method == .head)
         if exchange.requestEnded && bufferedBody.isEmpty && framing != .chunked {
             // A whole request without a body (most are): nothing of it can follow to share a flush, and
-            // the stream need not wait in the front's list of connections to flush.
+            // the stream need not wait in the front's list of connections to flush. No body, so no window
+            // to give back.
             connection.writeAndFlush(exchange.forwardedHead)
             requestEndForwarded(exchange)
-            giveBackWindowIfWritable(connection)
             return
         }
         connection.write(exchange.forwardedHead)
