@@ -11,8 +11,9 @@ public final class GatewayMetrics: Sendable {
     fileprivate let factory: PrometheusMetricsFactory
     private let collectors = Mutex<[@Sendable (GatewayMetrics) -> Void]>([])
     /// Handshake counters by (version, resumed): a handful of label sets, made once each, because making
-    /// a counter per handshake costs a registry lock and label strings on every new connection.
-    private let handshakeCounters = Mutex<[HandshakeCounterKey: Metrics.Counter]>([:])
+    /// a counter per handshake costs a registry lock and label strings on every new connection. Found by
+    /// a scan, not a dictionary: hashing the key cost more than comparing it with the two to four there are.
+    private let handshakeCounters = Mutex<[(key: HandshakeCounterKey, counter: Metrics.Counter)]>([])
     /// Requests and upstream latencies: recorded on every request, so kept per event loop (see
     /// `LoopLocalRequestMetrics`) and not in the registry.
     private let requestMetrics = LoopLocalRequestMetrics()
@@ -76,13 +77,13 @@ extension GatewayMetrics: TLSHandshakeObserver {
     public func handshakeCompleted(_ event: TLSHandshakeCompletedEvent) {
         let key = HandshakeCounterKey(version: event.protocolVersion, resumed: event.sessionReused)
         let counter = handshakeCounters.withLock { counters in
-            if let counter = counters[key] { return counter }
+            if let known = counters.first(where: { $0.key == key }) { return known.counter }
             let counter = Metrics.Counter(
                 label: Names.tlsHandshakes,
                 dimensions: [("version", key.version), ("resumed", key.resumed ? "true" : "false")],
                 factory: factory
             )
-            counters[key] = counter
+            counters.append((key, counter))
             return counter
         }
         counter.increment()
@@ -95,7 +96,7 @@ extension GatewayMetrics: TLSHandshakeObserver {
 }
 
 /// The labels of `edge_router_tls_handshakes_total`.
-private struct HandshakeCounterKey: Hashable, Sendable {
+private struct HandshakeCounterKey: Equatable, Sendable {
     var version: String
     var resumed: Bool
 }

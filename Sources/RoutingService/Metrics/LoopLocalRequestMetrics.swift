@@ -34,10 +34,13 @@ final class LatencySlot: Sendable {
         .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1),
         .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30),
     ]
-    private static let boundNanoseconds: [Int64] = bounds.map { bound in
+    private static let boundNanosecondsTable: [Int64] = bounds.map { bound in
         let (seconds, attoseconds) = bound.components
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
+    /// The bounds in nanoseconds, held by each slot: reading the `static let` on every request went
+    /// through `swift_once` each time.
+    private let boundNanoseconds = LatencySlot.boundNanosecondsTable
 
     let domain: String
     /// Observations per bucket, not cumulative: the first bound each is at or below; the last slot
@@ -52,7 +55,7 @@ final class LatencySlot: Sendable {
     /// Only from the slot's own loop.
     func record(nanoseconds: Int64) {
         var index = 0
-        while index < Self.boundNanoseconds.count && nanoseconds > Self.boundNanoseconds[index] { index += 1 }
+        while index < boundNanoseconds.count && nanoseconds > boundNanoseconds[index] { index += 1 }
         buckets[index].store(buckets[index].load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         sumNanoseconds.store(sumNanoseconds.load(ordering: .relaxed) &+ nanoseconds, ordering: .relaxed)
     }

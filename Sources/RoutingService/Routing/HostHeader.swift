@@ -1,27 +1,32 @@
 /// The host part of a `Host` header value: `example.com:8443` → `example.com`, `[::1]:80` → `::1`.
 /// Returns nil for a value that is not a plausible host (empty, or a bracket left open).
 public enum HostHeader {
+    /// Works on the UTF-8 bytes: every delimiter is ASCII, and walking `Character`s (grapheme breaking
+    /// at each step) cost ≈ 4 µs of every new connection's first request.
     public static func hostname(_ value: some StringProtocol) -> Substring? {
-        let trimmed = Substring(value).trimmingSpaces
-        guard !trimmed.isEmpty else { return nil }
-        if trimmed.first == "[" {
-            guard let close = trimmed.firstIndex(of: "]") else { return nil }
-            let inside = trimmed[trimmed.index(after: trimmed.startIndex)..<close]
-            return inside.isEmpty ? nil : inside
+        let whole = Substring(value)
+        let bytes = whole.utf8
+        var start = bytes.startIndex
+        var end = bytes.endIndex
+        while start < end, isSpaceOrTab(bytes[start]) { bytes.formIndex(after: &start) }
+        while start < end {
+            let last = bytes.index(before: end)
+            guard isSpaceOrTab(bytes[last]) else { break }
+            end = last
         }
-        if let colon = trimmed.firstIndex(of: ":") {
-            let name = trimmed[..<colon]
-            return name.isEmpty ? nil : name
+        guard start < end else { return nil }
+        if bytes[start] == UInt8(ascii: "[") {
+            let inside = bytes.index(after: start)
+            guard let close = bytes[inside..<end].firstIndex(of: UInt8(ascii: "]")) else { return nil }
+            return inside == close ? nil : whole[inside..<close]
         }
-        return trimmed
+        if let colon = bytes[start..<end].firstIndex(of: UInt8(ascii: ":")) {
+            return start == colon ? nil : whole[start..<colon]
+        }
+        return whole[start..<end]
     }
-}
 
-extension Substring {
-    var trimmingSpaces: Substring {
-        var result = self
-        while let first = result.first, first == " " || first == "\t" { result.removeFirst() }
-        while let last = result.last, last == " " || last == "\t" { result.removeLast() }
-        return result
+    private static func isSpaceOrTab(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")
     }
 }

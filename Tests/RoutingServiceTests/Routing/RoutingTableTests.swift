@@ -43,6 +43,19 @@ import Testing
         #expect(HostHeader.hostname(" app ") == "app")
         #expect(HostHeader.hostname("") == nil)
         #expect(HostHeader.hostname("[::1") == nil)
+        #expect(HostHeader.hostname("\t app.example.com:443 \t") == "app.example.com")
+        #expect(HostHeader.hostname("app.example.com") == "app.example.com")
+        #expect(HostHeader.hostname(" \t ") == nil)
+        #expect(HostHeader.hostname(":8443") == nil)
+        #expect(HostHeader.hostname("[]:80") == nil)
+        #expect(HostHeader.hostname("[2001:db8::1]") == "2001:db8::1")
+        // A port is cut at the first colon; only a bracketed address keeps its colons.
+        #expect(HostHeader.hostname("a:b:c") == "a")
+        // Non-ASCII bytes pass through whole (the route lookup then finds no such host).
+        #expect(HostHeader.hostname(" bücher.example:80") == "bücher.example")
+        // A substring of a larger value: indices stay those of the value.
+        let line = "Host: app.example.com:8443"
+        #expect(HostHeader.hostname(line.dropFirst(5)) == "app.example.com")
     }
 
     @Test func tlsRequestMustRouteToTheSNIDomain() {
