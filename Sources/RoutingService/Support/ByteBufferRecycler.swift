@@ -40,7 +40,9 @@ final class ByteBufferRecycler {
     }
 
     /// Keeps `buffer`'s storage for a later `buffer(capacity:)`; the caller may go on reading it.
-    func recycle(_ buffer: ByteBuffer) {
+    /// `consuming`: where this is the caller's last use of its buffer, the ring takes the caller's
+    /// reference instead of retaining its own while the caller releases.
+    func recycle(_ buffer: consuming ByteBuffer) {
         let capacity = buffer.storageCapacity
         if capacity <= Self.smallCapacity {
             small.append(buffer)
@@ -75,7 +77,7 @@ private struct SpareRing {
     }
 
     /// Keeps `buffer` unless the ring is full.
-    mutating func append(_ buffer: ByteBuffer) {
+    mutating func append(_ buffer: consuming ByteBuffer) {
         guard count < slots.count else { return }
         var slot = oldest + count
         if slot >= slots.count { slot -= slots.count }
