@@ -11,10 +11,22 @@ public struct LeastBusyPolicy: Sendable {
         inFlight: (C.Element) -> Int,
         isAvailable: (C.Element) -> Bool = { _ in true }
     ) -> C.Index? {
-        if let index = choose(from: candidates, using: &generator, inFlight: inFlight, filter: isAvailable) {
-            return index
-        }
-        return choose(from: candidates, using: &generator, inFlight: inFlight, filter: { _ in true })
+        choose(from: candidates, using: &generator, inFlight: inFlight, filter: isAvailable)
+            ?? choose(from: candidates, using: &generator, inFlight: inFlight, filter: { _ in true })
+    }
+
+    /// The same for class candidates (instances, balancers), each looked at without a retain: their
+    /// in-flight counts are atomics, and the optimiser keeps a retain and a release around every atomic
+    /// load of a retained candidate (two operations per candidate per request). The collection keeps them
+    /// alive meanwhile.
+    public func choose<C: Collection, R: RandomNumberGenerator>(
+        from candidates: C,
+        using generator: inout R,
+        inFlight: (C.Element) -> Int,
+        isAvailable: (C.Element) -> Bool = { _ in true }
+    ) -> C.Index? where C.Element: AnyObject {
+        chooseUnretained(from: candidates, using: &generator, inFlight: inFlight, filter: isAvailable)
+            ?? chooseUnretained(from: candidates, using: &generator, inFlight: inFlight, filter: { _ in true })
     }
 
     private func choose<C: Collection, R: RandomNumberGenerator>(
@@ -23,26 +35,49 @@ public struct LeastBusyPolicy: Sendable {
         inFlight: (C.Element) -> Int,
         filter: (C.Element) -> Bool
     ) -> C.Index? {
-        var best: C.Index?
-        var bestLoad = Int.max
-        var ties = 0
+        var tally = LeastBusyTally<C.Index>()
         var index = candidates.startIndex
         while index != candidates.endIndex {
             let candidate = candidates[index]
-            if filter(candidate) {
-                let load = inFlight(candidate)
-                if load < bestLoad {
-                    best = index
-                    bestLoad = load
-                    ties = 1
-                } else if load == bestLoad {
-                    ties += 1
-                    if UInt64.random(in: 0..<UInt64(ties), using: &generator) == 0 { best = index }
-                }
+            if filter(candidate) { tally.consider(index, load: inFlight(candidate), using: &generator) }
+            candidates.formIndex(after: &index)
+        }
+        return tally.best
+    }
+
+    private func chooseUnretained<C: Collection, R: RandomNumberGenerator>(
+        from candidates: C,
+        using generator: inout R,
+        inFlight: (C.Element) -> Int,
+        filter: (C.Element) -> Bool
+    ) -> C.Index? where C.Element: AnyObject {
+        var tally = LeastBusyTally<C.Index>()
+        var index = candidates.startIndex
+        while index != candidates.endIndex {
+            Unmanaged.passUnretained(candidates[index])._withUnsafeGuaranteedRef { candidate in
+                if filter(candidate) { tally.consider(index, load: inFlight(candidate), using: &generator) }
             }
             candidates.formIndex(after: &index)
         }
-        return best
+        return tally.best
+    }
+}
+
+/// One pass of the choice: the fewest in flight so far, ties kept uniformly at random (reservoir sampling).
+private struct LeastBusyTally<Index> {
+    private(set) var best: Index?
+    private var bestLoad = Int.max
+    private var ties = 0
+
+    mutating func consider<R: RandomNumberGenerator>(_ index: Index, load: Int, using generator: inout R) {
+        if load < bestLoad {
+            best = index
+            bestLoad = load
+            ties = 1
+        } else if load == bestLoad {
+            ties += 1
+            if UInt64.random(in: 0..<UInt64(ties), using: &generator) == 0 { best = index }
+        }
     }
 }
 

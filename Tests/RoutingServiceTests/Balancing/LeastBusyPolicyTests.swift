@@ -39,6 +39,32 @@ import Testing
         #expect(choose([], seed: 1) == nil)
     }
 
+    /// Class candidates take their own path (looked at without a retain): it must choose exactly as the
+    /// general one does, ties and fallback included.
+    @Test func classCandidatesAreChosenAsValuesAre() {
+        final class ClassCandidate {
+            let inFlight: Int
+            let up: Bool
+            init(_ value: Candidate) { inFlight = value.inFlight; up = value.up }
+        }
+        let cases: [[Candidate]] = [
+            [Candidate(name: "a", inFlight: 3), Candidate(name: "b", inFlight: 1), Candidate(name: "c", inFlight: 2)],
+            [Candidate(name: "a", inFlight: 1), Candidate(name: "b", inFlight: 1), Candidate(name: "c", inFlight: 1)],
+            [Candidate(name: "a", inFlight: 0, up: false), Candidate(name: "b", inFlight: 9)],
+            [Candidate(name: "a", inFlight: 4, up: false), Candidate(name: "b", inFlight: 2, up: false)],
+            [],
+        ]
+        for values in cases {
+            let objects = values.map(ClassCandidate.init)
+            for seed in 0..<200 {
+                var generator = SplitMix64(seed: UInt64(seed))
+                let fromObjects = LeastBusyPolicy().choose(from: objects, using: &generator, inFlight: \.inFlight,
+                                                           isAvailable: \.up)
+                #expect(fromObjects.map { values[$0].name } == choose(values, seed: UInt64(seed)))
+            }
+        }
+    }
+
     @Test func balancerSkipsMarkedDownInstanceAndTheExcludedOne() {
         let balancer = HTTPBalancer(index: 0)
         let endpoints = (2...4).map { ListenAddress(host: "127.0.0.\($0)", port: 3000) }
