@@ -20,11 +20,13 @@ final class RequestMetricsRecorder {
     /// `domain` is a configured domain name (or `-` for requests no domain took): never a raw Host
     /// header, which would let clients grow the label set without bound.
     func record(domain: String, status: Int, duration: TimeAmount?) {
-        counters.slot(for: Key(domain: domain, status: status)) {
+        counters.withSlot(for: Key(domain: domain, status: status)) {
             metrics.requestCountSlot(domain: domain, status: status)
-        }.increment()
+        } use: { $0.increment() }
         guard let duration else { return }
-        latencies.slot(for: domain) { metrics.latencySlot(domain: domain) }.record(nanoseconds: duration.nanoseconds)
+        latencies.withSlot(for: domain) { metrics.latencySlot(domain: domain) } use: {
+            $0.record(nanoseconds: duration.nanoseconds)
+        }
     }
 }
 
@@ -32,10 +34,13 @@ final class RequestMetricsRecorder {
 /// requests mostly share domain and status, and then no hashing is needed.
 private struct SlotCache<Key: Hashable, Slot: AnyObject> {
     private var slots: [Key: Slot] = [:]
-    private var last: (key: Key, slot: Slot)?
+    /// Unretained: `slots` keeps every slot it makes for the cache's life. Used without a retain, since a
+    /// slot's update is an atomic store, around which the optimiser keeps a retained slot's retain and
+    /// release (two operations per slot per request).
+    private var last: (key: Key, slot: Unmanaged<Slot>)?
 
-    mutating func slot(for key: Key, make: () -> Slot) -> Slot {
-        if let last, last.key == key { return last.slot }
+    mutating func withSlot<Result>(for key: Key, make: () -> Slot, use: (Slot) -> Result) -> Result {
+        if let last, last.key == key { return last.slot._withUnsafeGuaranteedRef(use) }
         let slot: Slot
         if let known = slots[key] {
             slot = known
@@ -43,7 +48,7 @@ private struct SlotCache<Key: Hashable, Slot: AnyObject> {
             slot = make()
             slots[key] = slot
         }
-        last = (key, slot)
-        return slot
+        last = (key, Unmanaged.passUnretained(slot))
+        return use(slot)
     }
 }
