@@ -5,47 +5,21 @@
 public struct LeastBusyPolicy: Sendable {
     public init() {}
 
-    public func choose<C: Collection, R: RandomNumberGenerator>(
-        from candidates: C,
-        using generator: inout R,
-        inFlight: (C.Element) -> Int,
-        isAvailable: (C.Element) -> Bool = { _ in true }
-    ) -> C.Index? {
-        choose(from: candidates, using: &generator, inFlight: inFlight, filter: isAvailable)
-            ?? choose(from: candidates, using: &generator, inFlight: inFlight, filter: { _ in true })
-    }
-
-    /// The same for class candidates (instances, balancers), each looked at without a retain: their
-    /// in-flight counts are atomics, and the optimiser keeps a retain and a release around every atomic
-    /// load of a retained candidate (two operations per candidate per request). The collection keeps them
-    /// alive meanwhile.
+    /// Candidates are objects (instances, balancers), each looked at through a guaranteed reference, not
+    /// retained: their in-flight counts are atomics, and the optimiser keeps a retained object's retain and
+    /// release around every atomic load (two operations per candidate per request). The collection keeps
+    /// them alive meanwhile.
     public func choose<C: Collection, R: RandomNumberGenerator>(
         from candidates: C,
         using generator: inout R,
         inFlight: (C.Element) -> Int,
         isAvailable: (C.Element) -> Bool = { _ in true }
     ) -> C.Index? where C.Element: AnyObject {
-        chooseUnretained(from: candidates, using: &generator, inFlight: inFlight, filter: isAvailable)
-            ?? chooseUnretained(from: candidates, using: &generator, inFlight: inFlight, filter: { _ in true })
+        choose(from: candidates, using: &generator, inFlight: inFlight, filter: isAvailable)
+            ?? choose(from: candidates, using: &generator, inFlight: inFlight, filter: { _ in true })
     }
 
     private func choose<C: Collection, R: RandomNumberGenerator>(
-        from candidates: C,
-        using generator: inout R,
-        inFlight: (C.Element) -> Int,
-        filter: (C.Element) -> Bool
-    ) -> C.Index? {
-        var tally = LeastBusyTally<C.Index>()
-        var index = candidates.startIndex
-        while index != candidates.endIndex {
-            let candidate = candidates[index]
-            if filter(candidate) { tally.consider(index, load: inFlight(candidate), using: &generator) }
-            candidates.formIndex(after: &index)
-        }
-        return tally.best
-    }
-
-    private func chooseUnretained<C: Collection, R: RandomNumberGenerator>(
         from candidates: C,
         using generator: inout R,
         inFlight: (C.Element) -> Int,
