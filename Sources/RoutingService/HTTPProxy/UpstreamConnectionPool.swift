@@ -22,7 +22,9 @@ final class UpstreamConnectionPool: UpstreamConnectionDelegate {
     func leaseIdle() -> UpstreamConnection? {
         while let connection = idle.popLast() {
             connection.disarmIdleTimer()
-            if !connection.isClosed && connection.channel.isActive {
+            // `isClosed` alone: a channel that goes inactive tells its handler, which marks the connection
+            // closed (asking the channel too cost a retain, a release and an atomic load per request).
+            if !connection.isClosed {
                 connection.delegate = nil
                 return connection
             }
