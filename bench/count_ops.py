@@ -19,6 +19,7 @@ Loads, each against three Node.js instances on 127.0.0.2-4 (bench/upstream.js), 
 
 import argparse
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,7 +133,7 @@ def main():
         Started.stop_all()
         for event in added:
             subprocess.run(["perf", "probe", "-q", "-d", event], capture_output=True)
-        subprocess.run(["rm", "-rf", str(work)])
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
