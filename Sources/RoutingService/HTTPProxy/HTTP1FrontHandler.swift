@@ -641,7 +641,8 @@ final class HTTP1FrontHandler: ChannelDuplexHandler, RemovableChannelHandler {
                                  bytes: ByteBuffer, context: ChannelHandlerContext) {
         var response = context.channel.allocator.buffer(capacity: bytes.readableBytes + 32)
         bytes.withUnsafeReadableBytes { raw in
-            ForwardedHeadWriter.writeResponse(head, bytes: raw, relay: .none, clientMinorVersion: 1, closeAfter: false, into: &response)
+            ForwardedHeadWriter.writeResponse(head, framing: .none, bytes: raw, relay: .none, clientMinorVersion: 1,
+                                              closeAfter: false, into: &response)
         }
         exchange.responseHeadReceived = true
         exchange.responseStatus = 101
@@ -853,11 +854,9 @@ extension HTTP1FrontHandler: UpstreamConnectionDelegate {
         var bodyRoom = 0
         if case .length(let length) = framing, length <= Self.maximumCoalescedBodyBytes { bodyRoom = length }
         var response = loop.recycler.buffer(capacity: bytes.readableBytes + 64 + bodyRoom)
-        var effective = head
-        effective.framing = framing
         bytes.withUnsafeReadableBytes { raw in
             ForwardedHeadWriter.writeResponse(
-                effective, bytes: raw, relay: relay, clientMinorVersion: exchange.clientMinorVersion,
+                head, framing: framing, bytes: raw, relay: relay, clientMinorVersion: exchange.clientMinorVersion,
                 closeAfter: closeAfterResponse || exchange.responseCloseDelimited || clientInputClosed, into: &response
             )
         }

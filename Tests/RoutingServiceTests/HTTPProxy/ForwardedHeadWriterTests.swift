@@ -44,10 +44,11 @@ private func forwardResponse(_ text: String, requestIsHead: Bool = false, client
     try bytes.withUnsafeBytes { raw in
         let end = try #require(try HTTP1Bytes.headEnd(in: raw, from: 0))
         try HTTP1HeadParser.parseResponse(raw, length: end, into: &head)
-        if requestIsHead { head.framing = .none }
-        relay = HTTP1ResponseRelay(framing: head.framing, clientMinorVersion: clientMinorVersion)
-        let closeDelimited = clientMinorVersion == 0 && (head.framing == .chunked || head.framing == .untilClose)
-        ForwardedHeadWriter.writeResponse(head, bytes: raw, relay: relay, clientMinorVersion: clientMinorVersion,
+        // As the front does: the answer to a HEAD request has no body, whatever its head says.
+        let framing = requestIsHead ? .none : head.framing
+        relay = HTTP1ResponseRelay(framing: framing, clientMinorVersion: clientMinorVersion)
+        let closeDelimited = clientMinorVersion == 0 && (framing == .chunked || framing == .untilClose)
+        ForwardedHeadWriter.writeResponse(head, framing: framing, bytes: raw, relay: relay, clientMinorVersion: clientMinorVersion,
                                           closeAfter: closeAfter || closeDelimited, into: &output)
     }
     return (head, relay, WrittenHead(String(buffer: output)))

@@ -166,11 +166,14 @@ enum ForwardedHeadWriter {
 
     /// The response head for the client.
     /// - Parameters:
+    ///   - framing: how the body arrives from the instance: the head's own framing, or none for the answer
+    ///     to a HEAD request (given apart so the caller need not copy the head to change it).
     ///   - relay: how its body goes to the client (framing headers follow from it).
     ///   - clientMinorVersion: the client's HTTP/1.x (the status line speaks its version).
     ///   - closeAfter: the client connection ends after this response.
     static func writeResponse(
         _ head: HTTP1ResponseHead,
+        framing: HTTP1BodyFraming,
         bytes: UnsafeRawBufferPointer,
         relay: HTTP1ResponseRelay,
         clientMinorVersion: Int,
@@ -194,12 +197,12 @@ enum ForwardedHeadWriter {
         }
 
         // A body whose framing changes loses its Content-Length (also one sent beside Transfer-Encoding).
-        let dropContentLength = head.framing == .chunked || head.framing == .untilClose
+        let dropContentLength = framing == .chunked || framing == .untilClose
         copyFields(head.fields, bytes: bytes, headLength: head.length, into: &buffer, dropContentLength: dropContentLength) { field in
             if field.kind == .via { previousVia.append(field.value) }
         }
         writeVia(previousVia, via: viaFromHTTP11, bytes: bytes, into: &buffer)
-        if relay == .encodeChunks || (relay == .passThrough && head.framing == .chunked) {
+        if relay == .encodeChunks || (relay == .passThrough && framing == .chunked) {
             buffer.writeStaticString("Transfer-Encoding: chunked\r\n")
         }
         if (100..<200).contains(head.status) {
