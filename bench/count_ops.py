@@ -22,7 +22,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -54,36 +53,27 @@ def ensure_probes(library):
     return {key: f"{group}:{function}" for key, function in EVENTS.items()}, added
 
 
-def load_argv(load, port, ca):
+def run_load(load, port, ca, warm_up=False):
+    """Runs one load; returns the requests, streams or connections it completed, from its own report."""
     url = f"https://{SERVER_NAME}:{port}/"
     if load == "keepalive":
-        return ["wrk", "-t1", "-c8", "-d3s", url]
-    if load == "h2":
-        return ["h2load", "-t1", "-c4", "-m8", "-n", "30000", url]
-    resume = ["--resume"] if load == "resume" else []
-    return [sys.executable, str(bench.HERE / "handshake_load.py"), "127.0.0.1", str(port), SERVER_NAME, str(ca),
-            "4", "1"] + resume
-
-
-def units(load, output):
-    """Requests, streams or connections the load completed, from its own report."""
-    if load == "keepalive":
+        output = subprocess.run(["wrk", "-t1", "-c8", "-d1s" if warm_up else "-d3s", url],
+                                capture_output=True, text=True, timeout=60).stdout
         return int(re.search(r"(\d+) requests in", output).group(1))
     if load == "h2":
+        output = subprocess.run(["h2load", "-t1", "-c4", "-m8", "-n", "30000", url],
+                                capture_output=True, text=True, timeout=120).stdout
         return int(re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", output).group(1))
-    return int(re.search(r'"requests": (\d+)', output).group(1))
+    return bench.run_handshakes(port, ca, 1 if warm_up else 4, 1, load == "resume")["requests"]
 
 
 def count(pid, events, load, port, ca):
-    warm_up = load_argv(load, port, ca)
-    if load == "keepalive":
-        warm_up = ["wrk", "-t1", "-c8", "-d1s", warm_up[-1]]
-    subprocess.run(warm_up, capture_output=True, timeout=120)
+    run_load(load, port, ca, warm_up=True)
     with tempfile.NamedTemporaryFile("r", suffix=".perf-stat") as stat_file:
         stat = subprocess.Popen(["perf", "stat", "-x,", "-o", stat_file.name, "-p", str(pid)]
                                 + [arg for event in events.values() for arg in ("-e", event)])
         time.sleep(0.5)
-        output = subprocess.run(load_argv(load, port, ca), capture_output=True, text=True, timeout=120).stdout
+        made = run_load(load, port, ca)
         time.sleep(0.3)
         stat.send_signal(signal.SIGINT)
         stat.wait(timeout=30)
@@ -93,9 +83,8 @@ def count(pid, events, load, port, ca):
             for key, event in events.items():
                 if len(fields) > 2 and fields[2] == event:
                     totals[key] = int(fields[0])
-    made = units(load, output)
     if made == 0 or len(totals) != len(events):
-        raise SystemExit(f"{load}: no result (units {made}, counts {totals}):\n{output}")
+        raise SystemExit(f"{load}: no result ({made} completed, counts {totals})")
     return {key: value / made for key, value in totals.items()} | {"units": made}
 
 

@@ -25,33 +25,26 @@ public struct LeastBusyPolicy: Sendable {
         inFlight: (C.Element) -> Int,
         filter: (C.Element) -> Bool
     ) -> C.Index? where C.Element: AnyObject {
-        var tally = LeastBusyTally<C.Index>()
+        var best: C.Index?
+        var bestLoad = Int.max
+        var ties = 0
         var index = candidates.startIndex
         while index != candidates.endIndex {
             Unmanaged.passUnretained(candidates[index])._withUnsafeGuaranteedRef { candidate in
-                if filter(candidate) { tally.consider(index, load: inFlight(candidate), using: &generator) }
+                guard filter(candidate) else { return }
+                let load = inFlight(candidate)
+                if load < bestLoad {
+                    best = index
+                    bestLoad = load
+                    ties = 1
+                } else if load == bestLoad {
+                    ties += 1
+                    if UInt64.random(in: 0..<UInt64(ties), using: &generator) == 0 { best = index }
+                }
             }
             candidates.formIndex(after: &index)
         }
-        return tally.best
-    }
-}
-
-/// One pass of the choice: the fewest in flight so far, ties kept uniformly at random (reservoir sampling).
-private struct LeastBusyTally<Index> {
-    private(set) var best: Index?
-    private var bestLoad = Int.max
-    private var ties = 0
-
-    mutating func consider<R: RandomNumberGenerator>(_ index: Index, load: Int, using generator: inout R) {
-        if load < bestLoad {
-            best = index
-            bestLoad = load
-            ties = 1
-        } else if load == bestLoad {
-            ties += 1
-            if UInt64.random(in: 0..<UInt64(ties), using: &generator) == 0 { best = index }
-        }
+        return best
     }
 }
 

@@ -96,6 +96,23 @@ final class FakeUpstreamConnector: UpstreamConnector, @unchecked Sendable {
         #expect(pooled.channel === upstream)
     }
 
+    @Test func anIdleConnectionTheInstanceClosedIsNotLeasedAgain() throws {
+        try send("GET / HTTP/1.1\r\nHost: secure.test\r\n\r\n")
+        let (endpoint, upstream) = try #require(connector.channels.first)
+        try upstream.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+        loop.run()
+        #expect(runtime.loopContext(for: loop).idleConnectionCount == 1)
+
+        try upstream.close().wait()
+        loop.run()
+        #expect(runtime.loopContext(for: loop).idleConnectionCount == 0)
+        for balancer in runtime.balancers {
+            if let instance = balancer.registry.instance(for: endpoint) {
+                #expect(runtime.loopContext(for: loop).pool(for: instance).leaseIdle() == nil)
+            }
+        }
+    }
+
     @Test func hostOtherThanSNIGets421WithoutTouchingAnInstance() throws {
         try send("GET / HTTP/1.1\r\nHost: other.test\r\n\r\n")
         let response = try written(client)
