@@ -628,6 +628,22 @@ def fmt(value, digits=1):
     return f"{value:,}"
 
 
+def round_by_round(rows, figures):
+    """edge-router's figure over the best anchor's in the same round, round by round: the spread says how far
+    the ratio of medians in the table can be trusted on a shared machine (lower is better for each figure)."""
+    parts = []
+    for label, key in figures:
+        ratios = []
+        for round_ in sorted({r["round"] for r in rows}):
+            mine = {r["target"]: r.get(key) for r in rows if r["round"] == round_}
+            best = min((mine[a] for a in ANCHORS if mine.get(a)), default=None)
+            if mine.get("edge-router") is not None and best:
+                ratios.append(mine["edge-router"] / best)
+        if ratios:
+            parts.append(f"{label} {', '.join(f'{x:.2f}×' for x in ratios)} (median {statistics.median(ratios):.2f}×)")
+    return "Round by round, edge-router ÷ the best anchor in the same round: " + "; ".join(parts) + "." if parts else ""
+
+
 def render(report):
     runs = report["runs"]
     lines = []
@@ -679,6 +695,8 @@ def render(report):
             lines.append(f"| *edge-router ÷ best anchor* | {ratio(e['rps'], best_rps, True)} | | "
                          f"{ratio(e['p99'], best_p99, False)} | | | {ratio(e['cpu'], best_cpu, False)} |"
                          + (" |" if extra else "") + " |")
+            lines.append("")
+            lines.append(round_by_round(rows, [("CPU per request", "cpu_us_per_req"), ("p99", "p99_ms")]))
         lines.append("")
     h2 = [r for r in runs if r["mode"] == "h2"]
     if h2:
@@ -705,6 +723,8 @@ def render(report):
             lines.append(f"| *edge-router ÷ best anchor* | | {ratio(e['rps'], max(a['rps'] for a in anchors), True)} | "
                          f"{ratio(e['mean'], min(a['mean'] for a in anchors), False)} | | | | "
                          f"{ratio(e['cpu'], min(a['cpu'] for a in anchors if a['cpu'] is not None), False)} | |")
+            lines.append("")
+            lines.append(round_by_round(h2, [("CPU per request", "cpu_us_per_req"), ("mean latency", "mean_ms")]))
         lines.append("")
     idle = {r["target"]: r for r in runs if r["mode"] == "idle"}
     memory = report["memory"]
