@@ -641,7 +641,9 @@ def round_by_round(rows, figures):
                 ratios.append(mine["edge-router"] / best)
         if ratios:
             parts.append(f"{label} {', '.join(f'{x:.2f}×' for x in ratios)} (median {statistics.median(ratios):.2f}×)")
-    return "Round by round, edge-router ÷ the best anchor in the same round: " + "; ".join(parts) + "." if parts else ""
+    if not parts:
+        return None
+    return "Round by round, edge-router ÷ the best anchor in the same round: " + "; ".join(parts) + "."
 
 
 def render(report):
@@ -695,8 +697,8 @@ def render(report):
             lines.append(f"| *edge-router ÷ best anchor* | {ratio(e['rps'], best_rps, True)} | | "
                          f"{ratio(e['p99'], best_p99, False)} | | | {ratio(e['cpu'], best_cpu, False)} |"
                          + (" |" if extra else "") + " |")
-            lines.append("")
-            lines.append(round_by_round(rows, [("CPU per request", "cpu_us_per_req"), ("p99", "p99_ms")]))
+            if spread := round_by_round(rows, [("CPU per request", "cpu_us_per_req"), ("p99", "p99_ms")]):
+                lines += ["", spread]
         lines.append("")
     h2 = [r for r in runs if r["mode"] == "h2"]
     if h2:
@@ -723,8 +725,8 @@ def render(report):
             lines.append(f"| *edge-router ÷ best anchor* | | {ratio(e['rps'], max(a['rps'] for a in anchors), True)} | "
                          f"{ratio(e['mean'], min(a['mean'] for a in anchors), False)} | | | | "
                          f"{ratio(e['cpu'], min(a['cpu'] for a in anchors if a['cpu'] is not None), False)} | |")
-            lines.append("")
-            lines.append(round_by_round(h2, [("CPU per request", "cpu_us_per_req"), ("mean latency", "mean_ms")]))
+            if spread := round_by_round(h2, [("CPU per request", "cpu_us_per_req"), ("mean latency", "mean_ms")]):
+                lines += ["", spread]
         lines.append("")
     idle = {r["target"]: r for r in runs if r["mode"] == "idle"}
     memory = report["memory"]

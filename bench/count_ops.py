@@ -102,7 +102,6 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="edge-router-count-"))
     Started.log_dir = work
     port = bench.TARGETS["edge-router"]
-    rows = []
     try:
         for ip in bench.INSTANCES:
             Started(f"node-{ip}", ["node", str(bench.HERE / "upstream.js"), ip, str(NODE_PORT)])
@@ -113,7 +112,6 @@ def main():
             bench.wait_until_answering(target, port, ca)
             for load in loads:
                 result = count(target.pid, events, load, port, ca)
-                rows.append((name, load, result))
                 print(f"{name:12} {load:9} retain+release {result['retain'] + result['release']:7.1f}  "
                       f"allocations {result['alloc']:5.1f}  per {'stream' if load == 'h2' else 'connection' if load in ('resume', 'full') else 'request'}"
                       f"  ({result['units']} counted)", flush=True)
